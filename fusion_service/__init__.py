@@ -1,0 +1,1 @@
+"""Fusion service: voice + face emotion recognition over gRPC."""

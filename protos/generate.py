@@ -1,0 +1,44 @@
+"""Generate the Python gRPC stubs for every .proto file under protos/.
+
+Run as its own process (`python -m protos.generate`, which `make protos` does):
+grpc_tools.protoc must not run inside a process that imported TensorFlow.
+The generated modules sit beside their .proto files and are not committed.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import resources
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def proto_files() -> list[str]:
+    return sorted(str(p.relative_to(ROOT)) for p in (ROOT / "protos").rglob("*.proto"))
+
+
+def main() -> int:
+    from grpc_tools import protoc
+
+    well_known = str(resources.files("grpc_tools") / "_proto")
+    files = proto_files()
+    args = [
+        "grpc_tools.protoc",
+        f"-I{ROOT}",
+        f"-I{well_known}",
+        f"--python_out={ROOT}",
+        f"--pyi_out={ROOT}",
+        f"--grpc_python_out={ROOT}",
+        *files,
+    ]
+    code = protoc.main(args)
+    if code != 0:
+        print(f"protoc failed with exit code {code} on: {' '.join(files)}", file=sys.stderr)
+        return code
+    print(f"generated stubs for {len(files)} proto files")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
