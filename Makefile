@@ -1,0 +1,67 @@
+# Two environments, because the fusion service must run without TensorFlow:
+#   .venv     fusion service, capture client, tests       (no TensorFlow)
+#   .venv-ml  development model server and training        (TensorFlow)
+PYTHON   ?= python3
+VENV     := .venv
+VENV_ML  := .venv-ml
+DATA     ?= ../shared/datasets
+PYTEST_ARGS ?=
+
+export OPENBLAS_NUM_THREADS ?= 1
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: run test protos env env-ml train-audio train-video evaluate-audio evaluate-video clean help
+
+help:
+	@echo "make run          start both model servers and the fusion service on localhost (Ctrl-C stops all)"
+	@echo "make test         install what is missing and run the whole test suite"
+	@echo "make train-audio  train the voice model from $(DATA) and export it to model_repository/audio"
+	@echo "make train-video  train the face model from $(DATA) and export it to model_repository/video"
+	@echo "make protos       regenerate the gRPC stubs from protos/"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e ".[service,client,dev]"
+	touch $@
+
+$(VENV_ML)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV_ML)
+	$(VENV_ML)/bin/pip install --quiet --upgrade pip
+	$(VENV_ML)/bin/pip install --quiet -e ".[ml,dev]"
+	# The official TF Serving stubs; --no-deps because they pin the full `tensorflow` package.
+	$(VENV_ML)/bin/pip install --quiet --no-deps tensorflow-serving-api==2.21.0
+	touch $@
+
+env: $(VENV)/.installed
+env-ml: $(VENV_ML)/.installed
+
+# Stubs are generated, never committed. protoc runs in its own process (it must not share one with TensorFlow).
+PROTOS := $(shell find protos -name '*.proto')
+protos/.generated: $(PROTOS) $(VENV)/.installed
+	$(VENV)/bin/python -m protos.generate
+	touch $@
+protos: protos/.generated
+
+run: env env-ml protos
+	$(VENV)/bin/python -m scripts.local_stack
+
+test: env env-ml protos
+	$(VENV)/bin/python -m pytest -m "not ml" $(PYTEST_ARGS)
+	$(VENV_ML)/bin/python -m pytest -m ml $(PYTEST_ARGS)
+
+train-audio: env-ml
+	$(VENV_ML)/bin/python -m training.train_audio --data $(DATA) --out model_repository
+
+train-video: env-ml
+	$(VENV_ML)/bin/python -m training.train_video --data $(DATA) --out model_repository
+
+evaluate-audio: env-ml
+	$(VENV_ML)/bin/python -m training.evaluate audio $(DATA)/speech
+
+evaluate-video: env-ml
+	$(VENV_ML)/bin/python -m training.evaluate video $(DATA)/faces
+
+clean:
+	find protos -name '*_pb2*.py*' -delete
+	rm -f protos/.generated

@@ -1,0 +1,173 @@
+"""From decoded audio and image to a fused answer: the service's core, free of gRPC plumbing.
+
+The CPU work (features, face detection) runs in a thread pool so the event loop stays free;
+the two model servers are called concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fusion_service.audio_input import pool_window_probabilities, prepare_audio
+from fusion_service.decoding import InvalidInput
+from fusion_service.features.audio import N_FEATURES, N_FRAMES, AudioFeatureExtractor
+from fusion_service.features.face import FACE_SIZE, FacePipeline
+from fusion_service.features.speech import SpeechDetector
+from fusion_service.fusion import late_fusion
+from fusion_service.labels import LABELS
+from fusion_service.metrics import MODALITY_RESULTS, timed
+from fusion_service.model_client import ModelClient, ModelContract, ModelError
+from protos.emotion.v1 import emotion_pb2 as pb
+
+
+def audio_contract(model_name: str) -> ModelContract:
+    return ModelContract(name=model_name, input_key="features", input_shape=(N_FRAMES, N_FEATURES))
+
+
+def video_contract(model_name: str) -> ModelContract:
+    return ModelContract(name=model_name, input_key="image", input_shape=(FACE_SIZE, FACE_SIZE, 1))
+
+
+@dataclass(frozen=True)
+class Options:
+    audio_weight: float
+    video_weight: float
+    use_audio: bool = True
+    use_video: bool = True
+
+
+def resolve_options(request: pb.FusionOptions, defaults: Options) -> Options:
+    """Per-request options over the configured defaults, validated."""
+    audio_weight = request.audio_weight if request.HasField("audio_weight") else defaults.audio_weight
+    video_weight = request.video_weight if request.HasField("video_weight") else defaults.video_weight
+    for name, weight in (("audio_weight", audio_weight), ("video_weight", video_weight)):
+        if not np.isfinite(weight) or weight < 0:
+            raise InvalidInput(f"options.{name} must be a finite number >= 0, got {weight}")
+    if audio_weight + video_weight <= 0:
+        raise InvalidInput("options: at least one of audio_weight and video_weight must be > 0")
+    modalities = set(request.modalities)
+    unknown = modalities - {pb.AUDIO, pb.VIDEO}
+    if unknown:
+        raise InvalidInput(f"options.modalities may hold AUDIO and VIDEO only, got {sorted(unknown)}")
+    return Options(
+        audio_weight=float(audio_weight),
+        video_weight=float(video_weight),
+        use_audio=not modalities or pb.AUDIO in modalities,
+        use_video=not modalities or pb.VIDEO in modalities,
+    )
+
+
+@dataclass
+class Outcome:
+    """One modality's answer before it becomes a protobuf message."""
+
+    status: int
+    reason: str = ""
+    probabilities: np.ndarray | None = None
+    version: int = 0
+    faces: list[pb.Face] = field(default_factory=list)
+    primary_face: int = -1
+
+
+def emotion_scores(probabilities: np.ndarray) -> list[pb.EmotionScore]:
+    return [pb.EmotionScore(label=label, probability=float(p)) for label, p in zip(LABELS, probabilities)]
+
+
+class Analyzer:
+    def __init__(self, audio_client: ModelClient, video_client: ModelClient, executor: Executor, max_audio_seconds: float):
+        self.audio_client = audio_client
+        self.video_client = video_client
+        self.max_audio_seconds = max_audio_seconds
+        self._executor = executor
+        self._extractor = AudioFeatureExtractor()
+        self._speech = SpeechDetector()
+        self._faces = FacePipeline()
+
+    async def _in_pool(self, function, *args, **kwargs):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: function(*args, **kwargs))
+
+    async def audio(self, samples: np.ndarray | None, sample_rate: int, enabled: bool = True) -> Outcome:
+        if not enabled:
+            return Outcome(pb.DISABLED, "left out by options.modalities")
+        if samples is None:
+            return Outcome(pb.ABSENT, "the request carried no audio")
+        with timed("features"):
+            prepared = await self._in_pool(
+                prepare_audio, samples, sample_rate,
+                extractor=self._extractor, detector=self._speech, max_seconds=self.max_audio_seconds,
+            )
+        if prepared.speech_windows == 0:
+            return Outcome(pb.NO_SPEECH, f"no speech found in {prepared.windows} audio window(s)")
+        try:
+            with timed("predict_audio"):
+                prediction = await self.audio_client.predict(prepared.features)
+        except ModelError as error:
+            return Outcome(pb.MODEL_UNAVAILABLE, str(error))
+        return Outcome(pb.USED, probabilities=pool_window_probabilities(prediction.probabilities), version=prediction.version)
+
+    async def video(self, image: np.ndarray | None, enabled: bool = True) -> Outcome:
+        if not enabled:
+            return Outcome(pb.DISABLED, "left out by options.modalities")
+        if image is None:
+            return Outcome(pb.ABSENT, "the request carried no image")
+        with timed("face"):
+            boxes, crops = await self._in_pool(self._faces.faces, image)
+        if not boxes:
+            return Outcome(pb.NO_FACE, "no face found in the image")
+        try:
+            with timed("predict_video"):
+                prediction = await self.video_client.predict(crops)
+        except ModelError as error:
+            return Outcome(pb.MODEL_UNAVAILABLE, str(error))
+        faces = [
+            pb.Face(
+                box=pb.BoundingBox(x=b.x, y=b.y, width=b.width, height=b.height),
+                scores=emotion_scores(p),
+                top_emotion=LABELS[int(np.argmax(p))],
+            )
+            for b, p in zip(boxes, prediction.probabilities)
+        ]
+        # Boxes come largest first: the largest face is the one the answer is about.
+        return Outcome(pb.USED, probabilities=prediction.probabilities[0], version=prediction.version, faces=faces, primary_face=0)
+
+    async def fuse(self, samples: np.ndarray | None, sample_rate: int, image: np.ndarray | None, options: Options) -> pb.FuseResponse:
+        audio, video = await asyncio.gather(
+            self.audio(samples, sample_rate, options.use_audio),
+            self.video(image, options.use_video),
+        )
+        return self.response(audio, video, options)
+
+    def response(self, audio: Outcome, video: Outcome, options: Options) -> pb.FuseResponse:
+        with timed("fusion"):
+            fused = late_fusion(
+                {"audio": audio.probabilities, "video": video.probabilities},
+                {"audio": options.audio_weight, "video": options.video_weight},
+            )
+            response = pb.FuseResponse(
+                audio=self._modality(audio, self.audio_client.contract.name),
+                video=self._modality(video, self.video_client.contract.name),
+                faces=video.faces,
+                primary_face=video.primary_face,
+                audio_weight=fused.weights["audio"],
+                video_weight=fused.weights["video"],
+            )
+            if fused.probabilities is not None:
+                top = int(np.argmax(fused.probabilities))
+                response.fused.extend(emotion_scores(fused.probabilities))
+                response.top_emotion = LABELS[top]
+                response.top_probability = float(fused.probabilities[top])
+        MODALITY_RESULTS.labels("audio", pb.ModalityStatus.Name(audio.status)).inc()
+        MODALITY_RESULTS.labels("video", pb.ModalityStatus.Name(video.status)).inc()
+        return response
+
+    @staticmethod
+    def _modality(outcome: Outcome, model_name: str) -> pb.ModalityResult:
+        result = pb.ModalityResult(status=outcome.status, reason=outcome.reason, model_name=model_name, model_version=outcome.version)
+        if outcome.probabilities is not None:
+            result.scores.extend(emotion_scores(outcome.probabilities))
+        return result

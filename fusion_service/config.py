@@ -1,0 +1,113 @@
+"""Service configuration: command-line flags, each with an environment variable as its default.
+
+Precedence: flag > environment variable > built-in default. `python -m fusion_service --help`
+lists every option; the README's table is the same list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "0.0.0.0"
+    port: int = 50051
+    audio_model_target: str = "localhost:8500"
+    video_model_target: str = "localhost:8501"
+    audio_model_name: str = "audio"
+    video_model_name: str = "video"
+    audio_weight: float = 0.3
+    video_weight: float = 0.7
+    predict_timeout_s: float = 1.0
+    max_audio_seconds: float = 10.0
+    stream_result_rate_hz: float = 5.0
+    max_message_bytes: int = 8 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    model_check_interval_s: float = 2.0
+    metrics_port: int = 9464
+    worker_threads: int = 2
+    shutdown_grace_s: float = 5.0
+    log_level: str = "INFO"
+
+
+_HELP = {
+    "host": "address to listen on",
+    "port": "gRPC port of the fusion service (0: any free port, logged at start)",
+    "audio_model_target": "host:port of the model server (TF Serving gRPC API) hosting the audio model",
+    "video_model_target": "host:port of the model server hosting the video model",
+    "audio_model_name": "model name of the audio model on its server",
+    "video_model_name": "model name of the video model on its server",
+    "audio_weight": "default fusion weight of the voice (renormalised over the modalities used)",
+    "video_weight": "default fusion weight of the face",
+    "predict_timeout_s": "deadline of one Predict call to a model server",
+    "max_audio_seconds": "longest audio a Fuse call may carry; longer input is refused",
+    "stream_result_rate_hz": "default results per second on a stream",
+    "max_message_bytes": "largest request message accepted",
+    "max_image_pixels": "largest image (width x height) accepted",
+    "model_check_interval_s": "how often the model servers' status is re-checked for health",
+    "metrics_port": "HTTP port of the Prometheus /metrics endpoint (0 turns it off)",
+    "worker_threads": "threads for feature extraction and face detection",
+    "shutdown_grace_s": "seconds running calls get to finish on SIGTERM",
+    "log_level": "DEBUG, INFO, WARNING or ERROR",
+}
+
+
+def env_name(field_name: str) -> str:
+    return "FUSION_" + field_name.upper()
+
+
+def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Build Settings from flags, falling back to FUSION_* environment variables."""
+    environ = dict(os.environ if environ is None else environ)
+    parser = argparse.ArgumentParser(
+        prog="python -m fusion_service",
+        description="Emotion fusion service: voice + face emotion recognition over gRPC.",
+    )
+    for f in fields(Settings):
+        kind = type(f.default)
+        default = f.default
+        if env_name(f.name) in environ:
+            raw = environ[env_name(f.name)]
+            try:
+                default = kind(raw)
+            except ValueError:
+                parser.error(f"environment variable {env_name(f.name)}={raw!r} is not a valid {kind.__name__}")
+        parser.add_argument(
+            "--" + f.name.replace("_", "-"),
+            type=kind,
+            default=default,
+            help=f"{_HELP[f.name]} (env {env_name(f.name)}; default {f.default})",
+        )
+    args = parser.parse_args(argv)
+    settings = Settings(**vars(args))
+    problems = validate(settings)
+    if problems:
+        parser.error("; ".join(problems))
+    return settings
+
+
+def validate(settings: Settings) -> list[str]:
+    problems = []
+    if settings.audio_weight < 0 or settings.video_weight < 0:
+        problems.append("fusion weights must be >= 0")
+    if settings.audio_weight + settings.video_weight <= 0:
+        problems.append("at least one fusion weight must be > 0")
+    for name in ("predict_timeout_s", "max_audio_seconds", "stream_result_rate_hz", "model_check_interval_s"):
+        if getattr(settings, name) <= 0:
+            problems.append(f"--{name.replace('_', '-')} must be > 0")
+    if not 0 <= settings.port < 65536:
+        problems.append("--port must be in 0..65535 (0: any free port)")
+    if settings.worker_threads < 1:
+        problems.append("--worker-threads must be >= 1")
+    return problems
+
+
+def options_table() -> list[tuple[str, str, str, str]]:
+    """(flag, environment variable, default, meaning) for each option, for docs."""
+    return [
+        ("--" + f.name.replace("_", "-"), env_name(f.name), str(f.default), _HELP[f.name])
+        for f in fields(Settings)
+    ]

@@ -1,0 +1,34 @@
+"""Prometheus metrics of the fusion service (served on --metrics-port at /metrics)."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
+
+STAGE_SECONDS = Histogram(
+    "fusion_stage_seconds",
+    "Time spent per processing stage (decode, features, face, predict_audio, predict_video, fusion, total).",
+    ["stage"],
+    buckets=_LATENCY_BUCKETS,
+)
+MODALITY_RESULTS = Counter(
+    "fusion_modality_results_total", "Results by modality and status.", ["modality", "status"]
+)
+ACTIVE_STREAMS = Gauge("fusion_active_streams", "Live streams currently open.")
+DROPPED_FRAMES = Counter("fusion_dropped_frames_total", "Frames replaced by a newer one before they were analysed.")
+RPC_ERRORS = Counter("fusion_rpc_errors_total", "Calls that ended with an error, by method and status code.", ["method", "code"])
+MODEL_READY = Gauge("fusion_model_ready", "1 when the model server answers with the expected model.", ["model"])
+
+
+@contextmanager
+def timed(stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        STAGE_SECONDS.labels(stage).observe(time.perf_counter() - start)

@@ -1,0 +1,163 @@
+"""One live stream: a sliding audio window, the latest frame, and results at a steady rate.
+
+Frames are kept encoded until a result is due, and only the newest one is analysed: a client
+sending faster than the service can process has its older frames dropped, never queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator
+
+import numpy as np
+
+from fusion_service.analysis import Analyzer, Options, Outcome, resolve_options
+from fusion_service.decoding import InvalidInput, check_audio_format, decode_image, decode_pcm
+from fusion_service.features.audio import WINDOW_SECONDS
+from fusion_service.metrics import DROPPED_FRAMES, timed
+from protos.emotion.v1 import emotion_pb2 as pb
+
+DEFAULT_ENCODING = pb.PCM_S16LE
+DEFAULT_SAMPLE_RATE = 16_000
+MAX_CHUNK_SECONDS = 2.0
+MAX_RESULT_RATE_HZ = 30.0
+
+
+class AudioRing:
+    """The most recent `capacity` samples, in arrival order."""
+
+    def __init__(self, capacity: int):
+        self._buffer = np.zeros(capacity, dtype=np.float32)
+        self._filled = 0
+        self.total = 0  # samples ever received
+
+    def append(self, samples: np.ndarray) -> None:
+        samples = samples[-len(self._buffer):]
+        n = len(samples)
+        self._buffer = np.roll(self._buffer, -n)
+        self._buffer[-n:] = samples
+        self._filled = min(len(self._buffer), self._filled + n)
+        self.total += n
+
+    def window(self) -> np.ndarray:
+        return self._buffer[len(self._buffer) - self._filled:].copy()
+
+
+class StreamSession:
+    def __init__(self, analyzer: Analyzer, defaults: Options, default_rate_hz: float, max_pixels: int):
+        self._analyzer = analyzer
+        self._options = defaults
+        self._rate_hz = default_rate_hz
+        self._max_pixels = max_pixels
+        self._encoding = DEFAULT_ENCODING
+        self._sample_rate = DEFAULT_SAMPLE_RATE
+        self._audio = AudioRing(int(WINDOW_SECONDS * self._sample_rate))
+        self._configured = False
+        self._started = False
+        self._new_audio = False
+        self._frame: pb.Frame | None = None
+        self._frames_dropped = 0
+        self._last_sequence = 0
+        self._audio_outcome = Outcome(pb.ABSENT, "no audio received on this stream yet")
+        self._video_outcome = Outcome(pb.ABSENT, "no frame received on this stream yet")
+        self._input_arrived = asyncio.Event()
+
+    def accept(self, request: pb.StreamRequest) -> None:
+        """Take one client message; raises InvalidInput for a malformed one."""
+        kind = request.WhichOneof("payload")
+        if kind == "config":
+            if self._started:
+                raise InvalidInput("config: send StreamConfig only as the first message of the stream")
+            self._configure(request.config)
+        elif kind == "audio":
+            samples = decode_pcm(
+                request.audio.data, self._encoding, self._sample_rate, max_seconds=MAX_CHUNK_SECONDS, field="audio chunk"
+            )
+            if len(samples):
+                self._audio.append(samples)
+                self._new_audio = True
+        elif kind == "frame":
+            if not request.frame.HasField("image"):
+                raise InvalidInput("frame: image is required")
+            if self._frame is not None:
+                self._frames_dropped += 1
+                DROPPED_FRAMES.inc()
+            self._frame = request.frame
+        else:
+            raise InvalidInput("stream message: set one of config, audio or frame")
+        self._started = True
+        self._input_arrived.set()
+
+    def _configure(self, config: pb.StreamConfig) -> None:
+        encoding = config.audio_encoding or DEFAULT_ENCODING
+        sample_rate = config.audio_sample_rate_hz or DEFAULT_SAMPLE_RATE
+        check_audio_format(encoding, sample_rate, field="config")
+        if config.result_rate_hz < 0 or config.result_rate_hz > MAX_RESULT_RATE_HZ or not np.isfinite(config.result_rate_hz):
+            raise InvalidInput(f"config.result_rate_hz must be between 0 (default) and {MAX_RESULT_RATE_HZ:g}")
+        self._encoding, self._sample_rate = encoding, sample_rate
+        self._audio = AudioRing(int(WINDOW_SECONDS * sample_rate))
+        self._rate_hz = config.result_rate_hz or self._rate_hz
+        if config.HasField("options"):
+            self._options = resolve_options(config.options, self._options)
+        self._configured = True
+
+    async def results(self, requests: AsyncIterator[pb.StreamRequest]) -> AsyncIterator[pb.StreamResponse]:
+        """Read requests in the background; yield a result each period in which new input arrived."""
+        reader = asyncio.create_task(self._read(requests))
+        waiter: asyncio.Future | None = None
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        try:
+            while True:
+                if waiter is None or waiter.done():
+                    waiter = asyncio.ensure_future(self._input_arrived.wait())
+                await asyncio.wait([reader, waiter], return_when=asyncio.FIRST_COMPLETED)
+                if reader.done():
+                    reader.result()  # re-raises a malformed-input error
+                    if not self._pending():
+                        return
+                else:
+                    # Never answer faster than the result rate.
+                    delay = next_tick - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                next_tick = max(next_tick + 1.0 / self._rate_hz, loop.time())
+                if self._pending():
+                    yield await self._result()
+        finally:
+            reader.cancel()
+            if waiter is not None:
+                waiter.cancel()
+
+    async def _read(self, requests: AsyncIterator[pb.StreamRequest]) -> None:
+        async for request in requests:
+            self.accept(request)
+
+    def _pending(self) -> bool:
+        return self._new_audio or self._frame is not None
+
+    async def _result(self) -> pb.StreamResponse:
+        self._input_arrived.clear()
+        with timed("total"):
+            audio_task = video_task = None
+            if self._new_audio:
+                self._new_audio = False
+                audio_task = self._analyzer.audio(self._audio.window(), self._sample_rate, self._options.use_audio)
+            if self._frame is not None:
+                frame, self._frame = self._frame, None
+                self._last_sequence = frame.sequence
+                with timed("decode"):
+                    image = decode_image(frame.image, max_pixels=self._max_pixels, field="frame.image")
+                video_task = self._analyzer.video(image, self._options.use_video)
+            outcomes = await asyncio.gather(*(t for t in (audio_task, video_task) if t is not None))
+            if audio_task is not None:
+                self._audio_outcome = outcomes.pop(0)
+            if video_task is not None:
+                self._video_outcome = outcomes.pop(0)
+            result = self._analyzer.response(self._audio_outcome, self._video_outcome, self._options)
+        return pb.StreamResponse(
+            result=result,
+            frame_sequence=self._last_sequence,
+            audio_end_seconds=self._audio.total / self._sample_rate,
+            frames_dropped=self._frames_dropped,
+        )
