@@ -43,10 +43,16 @@ protos/.generated: $(PROTOS) $(VENV)/.installed
 	touch $@
 protos: protos/.generated
 
+# A client in another language (Node.js grpc-js), for the interoperability test.
+NODE_CLIENT := tests/interop/node
+$(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package-lock.json
+	cd $(NODE_CLIENT) && npm ci --no-audit --no-fund --silent
+	touch $@
+
 run: env env-ml protos
 	$(VENV)/bin/python -m scripts.local_stack
 
-test: env env-ml protos
+test: env env-ml protos $(NODE_CLIENT)/node_modules/.installed
 	$(VENV)/bin/python -m pytest -m "not ml" $(PYTEST_ARGS)
 	$(VENV_ML)/bin/python -m pytest -m ml $(PYTEST_ARGS)
 

@@ -1,0 +1,49 @@
+"""Test media made at test time: speech from espeak-ng, photographs shipped with scikit-image."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from fusion_service.features.audio import SAMPLE_RATE, resample
+
+SENTENCE = "I cannot believe you did this again, it makes me so angry, why would anyone do that to me"
+
+
+def speech(seconds: float | None = None, text: str = SENTENCE) -> np.ndarray:
+    """Spoken English as float32 mono at 16 kHz, optionally cut or padded to `seconds`."""
+    if shutil.which("espeak-ng") is None:
+        raise RuntimeError("espeak-ng is missing: install it with `apt-get install espeak-ng` (.ci/run does)")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "speech.wav"
+        subprocess.run(["espeak-ng", "-v", "en", "-s", "160", "-w", str(path), text], check=True)
+        samples, rate = soundfile.read(path, dtype="float32")
+    samples = resample(samples, rate, SAMPLE_RATE)
+    if seconds is not None:
+        n = int(seconds * SAMPLE_RATE)
+        start = min(int(0.2 * SAMPLE_RATE), max(0, len(samples) - n))
+        samples = np.pad(samples[start:start + n], (0, max(0, n - len(samples[start:start + n]))))
+    return samples.astype(np.float32)
+
+
+def pcm16(samples: np.ndarray) -> bytes:
+    return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def face_photo() -> np.ndarray:
+    """A real photograph with one frontal face (BGR)."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut()[:, :, ::-1])
+
+
+def no_face_photo() -> np.ndarray:
+    """A real photograph without a face (BGR)."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.rocket()[:, :, ::-1])
