@@ -32,12 +32,12 @@ class AudioRing:
         self.total = 0  # samples ever received
 
     def append(self, samples: np.ndarray) -> None:
+        self.total += len(samples)
         samples = samples[-len(self._buffer):]
         n = len(samples)
         self._buffer = np.roll(self._buffer, -n)
         self._buffer[-n:] = samples
         self._filled = min(len(self._buffer), self._filled + n)
-        self.total += n
 
     def window(self) -> np.ndarray:
         return self._buffer[len(self._buffer) - self._filled:].copy()

@@ -1,0 +1,116 @@
+"""StreamSession without gRPC: a fake analyzer records what it was asked to analyse."""
+
+from __future__ import annotations
+
+import asyncio
+
+import cv2
+import numpy as np
+import pytest
+
+from fusion_service.analysis import Options, Outcome
+from fusion_service.decoding import InvalidInput
+from fusion_service.stream import AudioRing, StreamSession
+from protos.emotion.v1 import emotion_pb2 as pb
+
+PNG = cv2.imencode(".png", np.full((32, 32), 128, dtype=np.uint8))[1].tobytes()
+
+
+class FakeAnalyzer:
+    def __init__(self, delay_s: float = 0.0):
+        self.audio_windows: list[np.ndarray] = []
+        self.images = 0
+        self.delay_s = delay_s
+
+    async def audio(self, samples, sample_rate, enabled=True):
+        self.audio_windows.append(samples)
+        return Outcome(pb.USED, probabilities=np.full(7, 1 / 7, dtype=np.float32), version=1)
+
+    async def video(self, image, enabled=True):
+        self.images += 1
+        await asyncio.sleep(self.delay_s)
+        return Outcome(pb.USED, probabilities=np.eye(7, dtype=np.float32)[3], version=1)
+
+    def response(self, audio, video, options):
+        return pb.FuseResponse(audio=pb.ModalityResult(status=audio.status), video=pb.ModalityResult(status=video.status))
+
+
+def session(analyzer, rate_hz=50.0):
+    return StreamSession(analyzer, Options(audio_weight=0.3, video_weight=0.7), rate_hz, max_pixels=1_000_000)
+
+
+async def feed(messages, pause_s=0.0):
+    for message in messages:
+        yield message
+        await asyncio.sleep(pause_s)
+
+
+def chunk(n, value=0.1):
+    return pb.StreamRequest(audio=pb.AudioChunk(data=(np.full(n, value) * 32767).astype("<i2").tobytes()))
+
+
+def frame(sequence):
+    return pb.StreamRequest(frame=pb.Frame(image=pb.Image(encoded=PNG), sequence=sequence))
+
+
+async def collect(stream_session, messages, pause_s=0.0):
+    return [r async for r in stream_session.results(feed(messages, pause_s))]
+
+
+def test_audio_ring_keeps_the_latest_samples_in_order():
+    ring = AudioRing(5)
+    ring.append(np.arange(3, dtype=np.float32))
+    np.testing.assert_array_equal(ring.window(), [0, 1, 2])
+    ring.append(np.arange(3, 7, dtype=np.float32))
+    np.testing.assert_array_equal(ring.window(), [2, 3, 4, 5, 6])
+    ring.append(np.arange(10, 20, dtype=np.float32))
+    np.testing.assert_array_equal(ring.window(), np.arange(15, 20))
+    assert ring.total == 17
+
+
+def test_results_carry_the_latest_frame_and_the_audio_clock():
+    analyzer = FakeAnalyzer()
+    messages = [pb.StreamRequest(config=pb.StreamConfig(audio_sample_rate_hz=16000, result_rate_hz=30))]
+    messages += [m for i in range(10) for m in (chunk(320), frame(i + 1))]
+    responses = asyncio.run(collect(session(analyzer, rate_hz=30), messages, pause_s=0.01))
+    assert responses, "no result"
+    assert responses[-1].frame_sequence == 10
+    assert responses[-1].audio_end_seconds == pytest.approx(10 * 320 / 16000)
+    assert responses[-1].result.audio.status == pb.USED and responses[-1].result.video.status == pb.USED
+    # The audio window handed to the model grows with the stream, up to the 2 s window.
+    assert len(analyzer.audio_windows[-1]) == 10 * 320
+
+
+def test_frames_arriving_faster_than_results_are_dropped_not_queued():
+    analyzer = FakeAnalyzer(delay_s=0.05)
+    messages = [frame(i + 1) for i in range(60)]
+    responses = asyncio.run(collect(session(analyzer, rate_hz=10), messages, pause_s=0.002))
+    assert analyzer.images < 20
+    assert responses[-1].frames_dropped == 60 - analyzer.images
+    assert responses[-1].frame_sequence == 60
+
+
+def test_results_never_come_faster_than_the_configured_rate():
+    analyzer = FakeAnalyzer()
+    messages = [chunk(160) for _ in range(100)]
+
+    async def timed_run():
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        responses = await collect(session(analyzer, rate_hz=10), messages, pause_s=0.005)
+        return responses, loop.time() - start
+
+    responses, took = asyncio.run(timed_run())
+    assert len(responses) <= took * 10 + 2
+
+
+def test_malformed_messages_end_the_stream_with_a_clear_error():
+    with pytest.raises(InvalidInput, match="first message"):
+        asyncio.run(collect(session(FakeAnalyzer()), [chunk(160), pb.StreamRequest(config=pb.StreamConfig())]))
+    with pytest.raises(InvalidInput, match="whole number"):
+        asyncio.run(collect(session(FakeAnalyzer()), [pb.StreamRequest(audio=pb.AudioChunk(data=b"\x00"))]))
+    with pytest.raises(InvalidInput, match="sample_rate_hz"):
+        asyncio.run(collect(session(FakeAnalyzer()), [pb.StreamRequest(config=pb.StreamConfig(audio_sample_rate_hz=5))]))
+    with pytest.raises(InvalidInput, match="could not decode"):
+        bad = pb.StreamRequest(frame=pb.Frame(image=pb.Image(encoded=b"junk"), sequence=1))
+        asyncio.run(collect(session(FakeAnalyzer()), [bad]))
