@@ -1,0 +1,278 @@
+"""Audio features shared by the live service and training.
+
+Training and serving both call this module, so a model never sees features computed differently from the
+ones it was trained on. Only numpy and scipy are used (librosa is too heavy for the service); the features
+reproduce librosa's definitions, which the tests check against librosa itself.
+
+Per 2-second window at 16 kHz: one STFT (n_fft 512, hop 256, periodic Hann, centred with zero padding)
+gives 126 frames; each frame holds, in this order, MFCC 20, chroma 12, zero-crossing rate 1, RMS 1,
+log-mel 64 = 98 values.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+import scipy.fft
+import scipy.signal
+import scipy.sparse
+from numpy.lib.stride_tricks import sliding_window_view
+
+SAMPLE_RATE = 16000
+WINDOW_SECONDS = 2.0
+WINDOW_SAMPLES = 32000
+N_FFT = 512
+HOP_LENGTH = 256
+N_MELS = 64
+N_MFCC = 20
+N_CHROMA = 12
+N_FRAMES = 126
+N_FEATURES = 98
+
+# Chroma index 0 is pitch class C (librosa's base_c=True), then C#, D, ... B.
+FEATURE_NAMES: tuple[str, ...] = (
+    *(f"mfcc_{i}" for i in range(N_MFCC)),
+    *(f"chroma_{i}" for i in range(N_CHROMA)),
+    "zcr",
+    "rms",
+    *(f"mel_{i}" for i in range(N_MELS)),
+)
+
+_N_BINS = N_FFT // 2 + 1
+_POWER_FLOOR = 1e-10  # log-mel floor: 10*log10(1e-10) = -100 dB
+_ZERO_THRESHOLD = 1e-10  # |sample| at or below this counts as zero (positive) for zero crossings
+
+_MFCC = slice(0, N_MFCC)
+_CHROMA = slice(_MFCC.stop, _MFCC.stop + N_CHROMA)
+_ZCR = _CHROMA.stop
+_RMS = _ZCR + 1
+_LOG_MEL = slice(_RMS + 1, _RMS + 1 + N_MELS)
+
+assert WINDOW_SAMPLES == round(SAMPLE_RATE * WINDOW_SECONDS)
+assert N_FRAMES == 1 + WINDOW_SAMPLES // HOP_LENGTH
+assert N_FFT == 2 * HOP_LENGTH and WINDOW_SAMPLES % HOP_LENGTH == 0  # the block framing relies on it
+assert N_FEATURES == len(FEATURE_NAMES) == _LOG_MEL.stop
+
+
+def _hz_to_slaney_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's Auditory Toolbox mel scale: linear below 1 kHz, logarithmic above (librosa htk=False)."""
+    hz = np.asarray(hz, dtype=np.float64)
+    mel = hz / (200.0 / 3)
+    log_region = hz >= 1000.0
+    mel[log_region] = 15.0 + np.log(hz[log_region] / 1000.0) / (np.log(6.4) / 27.0)
+    return mel
+
+
+def _slaney_mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    hz = mel * (200.0 / 3)
+    log_region = mel >= 15.0
+    hz[log_region] = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel[log_region] - 15.0))
+    return hz
+
+
+def _mel_filterbank() -> np.ndarray:
+    """[N_MELS, bins] triangular filters on the Slaney mel scale with Slaney area normalisation."""
+    bin_hz = np.fft.rfftfreq(N_FFT, d=1.0 / SAMPLE_RATE)
+    lowest_mel, highest_mel = _hz_to_slaney_mel(np.array([0.0, SAMPLE_RATE / 2]))
+    edges_hz = _slaney_mel_to_hz(np.linspace(lowest_mel, highest_mel, N_MELS + 2))
+    widths = np.diff(edges_hz)
+    distance = np.subtract.outer(edges_hz, bin_hz)
+    rising = -distance[:-2] / widths[:-1, np.newaxis]
+    falling = distance[2:] / widths[1:, np.newaxis]
+    triangles = np.maximum(0.0, np.minimum(rising, falling))
+    return triangles * (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, np.newaxis]
+
+
+def _chroma_filterbank() -> np.ndarray:
+    """[N_CHROMA, bins] Gaussian pitch-class bumps, as librosa.filters.chroma with tuning 0 and its defaults
+    (centre octave 5, octave width 2, L2-normalised columns, starting at C)."""
+    bin_hz = np.linspace(0, SAMPLE_RATE, N_FFT, endpoint=False)[1:]
+    bin_chroma = N_CHROMA * np.log2(bin_hz / (440.0 / 16))
+    # The 0 Hz bin gets a made-up position 1.5 octaves below bin 1 (as in librosa / Dan Ellis' fft2chromamx).
+    bin_chroma = np.concatenate(([bin_chroma[0] - 1.5 * N_CHROMA], bin_chroma))
+    bin_width = np.concatenate((np.maximum(np.diff(bin_chroma), 1.0), [1.0]))
+    half = np.round(N_CHROMA / 2)
+    distance = np.subtract.outer(bin_chroma, np.arange(N_CHROMA, dtype=np.float64)).T
+    distance = np.remainder(distance + half + 10 * N_CHROMA, N_CHROMA) - half
+    weights = np.exp(-0.5 * (2 * distance / bin_width) ** 2)
+    weights /= np.linalg.norm(weights, axis=0, keepdims=True)
+    weights *= np.exp(-0.5 * ((bin_chroma / N_CHROMA - 5.0) / 2.0) ** 2)
+    weights = np.roll(weights, -3, axis=0)  # rows start at C instead of A
+    return np.ascontiguousarray(weights[:, :_N_BINS])
+
+
+class _Buffers:
+    """Scratch arrays for one window (~1.5 MB). Allocating them afresh on every call costs more than the
+    arithmetic done in them: arrays this large come as new pages from the operating system each time."""
+
+    def __init__(self) -> None:
+        self.frames = np.empty((N_FRAMES, N_FFT))
+        self.spectrum = np.empty((N_FRAMES, _N_BINS), dtype=np.complex128)
+        self.power = np.empty((_N_BINS, N_FRAMES))  # librosa's [bins, frames] layout, for the filterbanks
+
+
+class AudioFeatureExtractor:
+    """Turns 2-second windows into [126, 98] feature matrices.
+
+    Filterbanks, the DCT matrix and the STFT window are built once here; per window there is one STFT shared
+    by all spectral features and a few matrix products. Scratch buffers are kept per thread, so one instance
+    can be shared between threads.
+    """
+
+    def __init__(self) -> None:
+        hann = scipy.signal.get_window("hann", N_FFT, fftbins=True)
+        self._window_first_half = hann[:HOP_LENGTH]
+        self._window_second_half = hann[HOP_LENGTH:]
+        # Only 498 of the 16448 mel weights are non-zero: a sparse product is several times cheaper.
+        self._mel_filterbank = scipy.sparse.csr_array(_mel_filterbank())
+        self._chroma_filterbank = _chroma_filterbank()
+        self._dct = scipy.fft.dct(np.eye(N_MELS), type=2, norm="ortho", axis=0)[:N_MFCC]
+        self._per_thread = threading.local()
+
+    def __call__(self, window: np.ndarray) -> np.ndarray:
+        """Features of one window of WINDOW_SAMPLES samples -> float32 [N_FRAMES, N_FEATURES]."""
+        window = np.asarray(window)
+        if window.shape != (WINDOW_SAMPLES,):
+            raise ValueError(
+                f"expected one window of {WINDOW_SAMPLES} samples ({WINDOW_SECONDS} s at {SAMPLE_RATE} Hz), "
+                f"got shape {window.shape}; resample() to {SAMPLE_RATE} Hz and cut with split_windows() first"
+            )
+        return self.batch(window[np.newaxis])[0]
+
+    def batch(self, windows: np.ndarray) -> np.ndarray:
+        """Features of [W, WINDOW_SAMPLES] windows -> float32 [W, N_FRAMES, N_FEATURES].
+
+        Each window is one vectorised pass over all its frames. Stacking all windows into one pass was
+        measured slower: its arrays no longer fit in the CPU cache.
+        """
+        windows = np.asarray(windows, dtype=np.float32)
+        if windows.ndim != 2 or windows.shape[1] != WINDOW_SAMPLES:
+            raise ValueError(
+                f"expected windows shaped [W, {WINDOW_SAMPLES}] ({WINDOW_SECONDS} s at {SAMPLE_RATE} Hz), "
+                f"got shape {windows.shape}; resample() to {SAMPLE_RATE} Hz and cut with split_windows() first"
+            )
+        if not np.isfinite(windows).all():
+            raise ValueError("audio contains NaN or infinite samples; check the capture/decoding path")
+
+        buffers = self._buffers()
+        features = np.empty((windows.shape[0], N_FRAMES, N_FEATURES), dtype=np.float32)
+        for window, window_features in zip(windows, features):
+            self._extract(window, window_features.T, buffers)
+        return features
+
+    def _buffers(self) -> _Buffers:
+        if not hasattr(self._per_thread, "buffers"):
+            self._per_thread.buffers = _Buffers()
+        return self._per_thread.buffers
+
+    def _extract(self, window: np.ndarray, features: np.ndarray, buffers: _Buffers) -> None:
+        """Writes the [N_FEATURES, N_FRAMES] features of one window into `features`.
+
+        The STFT runs in float64: its rounding error is relative to the loudest bin of a frame, and float32
+        would bury quiet bands under it.
+        """
+        # The hop is half a frame, so with centring (half a frame of zeros at each end) frame t is made of
+        # the window's 256-sample blocks t-1 and t, blocks outside the window being zeros.
+        blocks = window.reshape(N_FRAMES - 1, HOP_LENGTH)
+        frames = buffers.frames
+        frames[0, :HOP_LENGTH] = 0.0
+        frames[-1, HOP_LENGTH:] = 0.0
+        np.multiply(blocks, self._window_first_half, out=frames[1:, :HOP_LENGTH])
+        np.multiply(blocks, self._window_second_half, out=frames[:-1, HOP_LENGTH:])
+        spectrum = np.fft.rfft(frames, axis=-1, out=buffers.spectrum)
+        # |X|^2 without temporaries: square real and imaginary parts in place, then add them up.
+        parts = spectrum.view(np.float64)
+        np.square(parts, out=parts)
+        power = buffers.power
+        np.add(parts[:, 0::2], parts[:, 1::2], out=power.T)
+
+        log_mel = 10.0 * np.log10(np.maximum(self._mel_filterbank @ power, _POWER_FLOOR))
+        raw_chroma = self._chroma_filterbank @ power
+
+        features[_MFCC] = self._dct @ log_mel
+        features[_CHROMA] = raw_chroma / _chroma_norm(raw_chroma)
+        features[_ZCR] = _zero_crossing_rate(window)
+        features[_RMS] = _rms(blocks)
+        features[_LOG_MEL] = log_mel
+
+
+def _chroma_norm(raw_chroma: np.ndarray) -> np.ndarray:
+    """Per-frame maximum (librosa's inf-norm); frames without energy keep norm 1 and so stay all zero."""
+    peak = raw_chroma.max(axis=0)
+    return np.where(peak < np.finfo(raw_chroma.dtype).tiny, 1.0, peak)
+
+
+def _rms(blocks: np.ndarray) -> np.ndarray:
+    """RMS of the un-windowed, zero-padded frames (librosa.feature.rms), from the energies of the blocks."""
+    block_energy = np.square(blocks).sum(axis=1, dtype=np.float64)
+    frame_energy = np.zeros(N_FRAMES)
+    frame_energy[1:] += block_energy  # block t-1 of frame t
+    frame_energy[:-1] += block_energy  # block t of frame t
+    return np.sqrt(frame_energy / N_FFT)
+
+
+def _zero_crossing_rate(window: np.ndarray) -> np.ndarray:
+    """Fraction of sign changes per frame, as librosa.feature.zero_crossing_rate: samples within 1e-10 of
+    zero count as positive, the changes between neighbours within a frame are counted and divided by the
+    frame length. librosa pads by repeating the edge samples, which adds no changes."""
+    negative = window < -_ZERO_THRESHOLD
+    # changes[i]: the sign changes from sample i to i+1 (the last entry has no successor and stays False).
+    changes = np.zeros(WINDOW_SAMPLES, dtype=bool)
+    np.not_equal(negative[1:], negative[:-1], out=changes[:-1])
+    change_blocks = changes.reshape(N_FRAMES - 1, HOP_LENGTH)
+    per_block = change_blocks.sum(axis=1, dtype=np.int32)
+    # Frame t holds all of block t-1's changes, and block t's except the last one, which leads out of it.
+    counts = np.zeros(N_FRAMES)
+    counts[1:] += per_block
+    counts[:-1] += per_block - change_blocks[:, -1]
+    return counts / N_FFT
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Polyphase resampling (scipy.signal.resample_poly) along the last axis -> float32."""
+    for name, rate in (("from_rate", from_rate), ("to_rate", to_rate)):
+        if int(rate) != rate or rate <= 0:
+            raise ValueError(f"{name} must be a positive whole number of Hz, got {rate!r}")
+    from_rate, to_rate = int(from_rate), int(to_rate)
+    samples = np.asarray(samples, dtype=np.float32)
+    if from_rate == to_rate:
+        return samples.copy()
+    common = math.gcd(from_rate, to_rate)
+    resampled = scipy.signal.resample_poly(samples, to_rate // common, from_rate // common, axis=-1)
+    return resampled.astype(np.float32, copy=False)
+
+
+def split_windows(
+    samples: np.ndarray,
+    window: int = WINDOW_SAMPLES,
+    hop: int = WINDOW_SAMPLES // 2,
+    max_windows: int | None = None,
+) -> np.ndarray:
+    """Cut 1-D audio into overlapping windows -> float32 [W, window].
+
+    Audio shorter than a window becomes one window, zero-padded equally at both ends. Otherwise windows
+    start at 0, hop, 2*hop, ... and the last one is aligned with the end of the audio, so the most recent
+    samples (what a live speaker just said) are never dropped. max_windows keeps only the most recent ones.
+    """
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim != 1:
+        raise ValueError(f"expected 1-D mono audio, got shape {samples.shape}; mix channels down first")
+    if window <= 0 or hop <= 0:
+        raise ValueError(f"window and hop must be positive, got window={window}, hop={hop}")
+    if max_windows is not None and max_windows < 1:
+        raise ValueError(f"max_windows must be at least 1 (or None for all), got {max_windows}")
+
+    if samples.shape[0] < window:
+        before = (window - samples.shape[0]) // 2
+        return np.pad(samples, (before, window - samples.shape[0] - before))[np.newaxis]
+
+    last_start = samples.shape[0] - window
+    starts = list(range(0, last_start + 1, hop))
+    if starts[-1] != last_start:
+        starts.append(last_start)
+    if max_windows is not None:
+        starts = starts[-max_windows:]
+    return sliding_window_view(samples, window)[starts]
