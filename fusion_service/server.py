@@ -41,10 +41,41 @@ async def watch_models(clients: list[ModelClient], health_servicer: health.aio.H
         await asyncio.sleep(interval_s)
 
 
+def _read(path: str) -> bytes | None:
+    return open(path, "rb").read() if path else None
+
+
+def model_credentials(settings: Settings) -> grpc.ChannelCredentials | None:
+    """TLS (optionally mutual) to the model servers, when a CA is configured."""
+    if not settings.model_tls_ca_file:
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=_read(settings.model_tls_ca_file),
+        private_key=_read(settings.model_tls_key_file),
+        certificate_chain=_read(settings.model_tls_cert_file),
+    )
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS for our own port, with client certificates required when a client CA is configured."""
+    if not settings.tls_cert_file:
+        return None
+    return grpc.ssl_server_credentials(
+        [(_read(settings.tls_key_file), _read(settings.tls_cert_file))],
+        root_certificates=_read(settings.tls_client_ca_file),
+        require_client_auth=bool(settings.tls_client_ca_file),
+    )
+
+
 async def serve(settings: Settings) -> None:
     executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="fusion-cpu")
-    audio_client = ModelClient(settings.audio_model_target, audio_contract(settings.audio_model_name), settings.predict_timeout_s)
-    video_client = ModelClient(settings.video_model_target, video_contract(settings.video_model_name), settings.predict_timeout_s)
+    credentials = model_credentials(settings)
+    audio_client = ModelClient(
+        settings.audio_model_target, audio_contract(settings.audio_model_name), settings.predict_timeout_s, credentials
+    )
+    video_client = ModelClient(
+        settings.video_model_target, video_contract(settings.video_model_name), settings.predict_timeout_s, credentials
+    )
     analyzer = Analyzer(audio_client, video_client, executor, settings.max_audio_seconds)
 
     server = grpc.aio.server(
@@ -61,7 +92,9 @@ async def serve(settings: Settings) -> None:
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    tls = server_credentials(settings)
+    port = server.add_secure_port(address, tls) if tls else server.add_insecure_port(address)
     if port == 0:
         raise SystemExit(f"could not listen on {settings.host}:{settings.port}: is the port in use? Choose another with --port.")
     await server.start()
@@ -69,8 +102,9 @@ async def serve(settings: Settings) -> None:
         start_http_server(settings.metrics_port)
         log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
     log.info(
-        "fusion service listening on %s:%d (audio model at %s, video model at %s)",
-        settings.host, port, settings.audio_model_target, settings.video_model_target,
+        "fusion service listening on %s:%d (%s; audio model at %s, video model at %s)",
+        settings.host, port, ("mutual TLS" if settings.tls_client_ca_file else "TLS") if tls else "plaintext",
+        settings.audio_model_target, settings.video_model_target,
     )
     watcher = asyncio.create_task(watch_models([audio_client, video_client], health_servicer, settings.model_check_interval_s))
 
