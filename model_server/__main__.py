@@ -1,0 +1,94 @@
+"""Command line of the development model server, with tensorflow_model_server's flag names.
+
+    python -m model_server --port=8500 --model_name=audio --model_base_path=/abs/path/model_repository/audio
+    python -m model_server --port=8500 --model_config_file=/abs/path/models.config
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from model_server.config import ConfigError, read_model_config_file, single_model_config
+from model_server.loader import configure_threads
+from model_server.server import ServerOptions, StartupError, serve
+
+log = logging.getLogger("model_server")
+
+
+def _flag_bool(text: str) -> bool:
+    """tensorflow_model_server's boolean flag values."""
+    value = text.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m model_server",
+        description="TensorFlow Serving's gRPC API (Predict, GetModelMetadata, GetModelStatus) over a model "
+        "repository laid out as <base_path>/<version>/saved_model.pb.",
+    )
+    parser.add_argument("--port", type=int, default=8500, help="gRPC port to listen on")
+    parser.add_argument("--model_name", default="default", help="name of the model (ignored with --model_config_file)")
+    parser.add_argument("--model_base_path", default="", help="absolute path holding the model's version directories")
+    parser.add_argument(
+        "--model_config_file", default="",
+        help="text-format ModelServerConfig listing the models to serve (then --model_name and --model_base_path "
+        "are ignored)",
+    )
+    parser.add_argument(
+        "--file_system_poll_wait_seconds", type=int, default=1,
+        help="interval between looks for new model versions; a negative value looks only at start-up",
+    )
+    # One thread each is the right size here: the models are small, and two model servers and the
+    # fusion service share two cores. More threads per op would only contend for them; requests run
+    # side by side on gRPC threads instead. 0 lets TensorFlow choose, as tensorflow_model_server does.
+    parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=1,
+                        help="threads used within one op (0: TensorFlow chooses)")
+    parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=1,
+                        help="threads used to run independent ops (0: TensorFlow chooses)")
+    parser.add_argument(
+        "--enable_model_warmup", type=_flag_bool, nargs="?", const=True, default=True,
+        help="replay assets.extra/tf_serving_warmup_requests when a version loads",
+    )
+    parser.add_argument("--grpc_max_threads", type=int, default=4 * (os.cpu_count() or 1),
+                        help="most requests handled at once")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s.%(msecs)03d %(levelname)s %(name)s] %(message)s", datefmt="%H:%M:%S"
+    )
+    args = parse_args(argv)
+    try:
+        if args.model_config_file:
+            models = read_model_config_file(args.model_config_file)
+        elif args.model_base_path:
+            log.info("Building single TensorFlow model file config: model_name: %s model_base_path: %s",
+                     args.model_name, args.model_base_path)
+            models = single_model_config(args.model_name, args.model_base_path)
+        else:
+            raise ConfigError("Both server_options.model_base_path and server_options.model_config_file are empty!")
+        configure_threads(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism)
+        serve(ServerOptions(
+            port=args.port,
+            models=models,
+            file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
+            enable_model_warmup=args.enable_model_warmup,
+            grpc_max_threads=args.grpc_max_threads,
+        ))
+    except (ConfigError, StartupError) as error:
+        print(f"Failed to start server. Error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Which models to serve: from --model_name/--model_base_path or a text-format ModelServerConfig file.
+
+The checks and their messages are TF Serving's (server_core.cc), so a configuration that starts this
+server also starts tensorflow_model_server, and one that it refuses is refused here too.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+TENSORFLOW_PLATFORM = "tensorflow"
+# What a model_config_list entry may set here; the rest (version policies, labels, request logging)
+# is not implemented, and silently ignoring it would serve something else than was asked for.
+_SUPPORTED_FIELDS = {"name", "base_path", "model_platform"}
+
+
+class ConfigError(ValueError):
+    """The model configuration is invalid; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    base_path: str
+
+
+def single_model_config(name: str, base_path: str) -> list[ModelConfig]:
+    """The configuration tensorflow_model_server builds from --model_name and --model_base_path."""
+    configs = [ModelConfig(name=name, base_path=base_path)]
+    _validate(configs)
+    return configs
+
+
+def read_model_config_file(path: str) -> list[ModelConfig]:
+    """Parse a ModelServerConfig text file (model_config_list { config { name, base_path, model_platform } })."""
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise ConfigError(f"Could not read model config file '{path}': {error.strerror}") from None
+    server_config = model_server_config_pb2.ModelServerConfig()
+    try:
+        text_format.Parse(text, server_config)
+    except text_format.ParseError as error:
+        raise ConfigError(f"Invalid protobuf file: '{path}' ({error})") from None
+    if server_config.WhichOneof("config") != "model_config_list":
+        raise ConfigError(f"'{path}' has no model_config_list; only model_config_list is supported")
+    configs = []
+    for entry in server_config.model_config_list.config:
+        _check_entry(entry)
+        configs.append(ModelConfig(name=entry.name, base_path=entry.base_path))
+    _validate(configs)
+    return configs
+
+
+def _check_entry(entry: model_server_config_pb2.ModelConfig) -> None:
+    unsupported = sorted(field.name for field, _ in entry.ListFields() if field.name not in _SUPPORTED_FIELDS)
+    if unsupported:
+        raise ConfigError(
+            f"Model {entry.name}: {', '.join(unsupported)} not supported by the development model server, "
+            "which serves the latest version of each model; remove them"
+        )
+    if not entry.model_platform:
+        raise ConfigError(
+            "Illegal setting neither ModelServerConfig::model_type (deprecated) nor ModelServerConfig::model_platform."
+        )
+    if entry.model_platform != TENSORFLOW_PLATFORM:
+        raise ConfigError(f"Model {entry.name} requests unsupported platform {entry.model_platform}")
+
+
+def _validate(configs: list[ModelConfig]) -> None:
+    names: set[str] = set()
+    for config in configs:
+        if config.name in names:
+            raise ConfigError(f"Illegal to list model {config.name} multiple times in config list")
+        names.add(config.name)
+        if not os.path.isabs(config.base_path):
+            raise ConfigError(
+                f"Expected model {config.name} to have an absolute path or URI; got base_path()={config.base_path}"
+            )

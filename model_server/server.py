@@ -1,0 +1,86 @@
+"""Start-up and shut-down of the development model server.
+
+Like tensorflow_model_server, it loads the newest version of every model before it opens its port,
+so a client that can connect finds the models AVAILABLE; it fails to start if one does not load.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+
+from model_server.config import ModelConfig
+from model_server.errors import ServingError
+from model_server.loader import load_servable
+from model_server.manager import ModelManager
+from model_server.servicer import ModelServicer, PredictionServicer
+from model_server.source import FileSystemSource
+
+log = logging.getLogger(__name__)
+
+# tensorflow_model_server accepts messages of any size (SetMaxMessageSize(INT_MAX)).
+_UNLIMITED_MESSAGES = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+_SHUTDOWN_GRACE_SECONDS = 5.0
+
+
+class StartupError(RuntimeError):
+    """The server could not start; the message says why."""
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    port: int
+    models: Sequence[ModelConfig]
+    file_system_poll_wait_seconds: float = 1.0
+    enable_model_warmup: bool = True
+    grpc_max_threads: int = 8
+
+
+def serve(options: ServerOptions, stopped: threading.Event | None = None) -> None:
+    """Serve until SIGTERM or SIGINT (or until `stopped` is set), then stop gracefully."""
+    stopped = stopped or threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda received, frame: stopped.set())
+
+    manager = ModelManager(functools.partial(load_servable, enable_warmup=options.enable_model_warmup))
+    source = FileSystemSource(options.models, options.file_system_poll_wait_seconds, manager.set_aspired_version)
+    source.poll()
+    source.start()
+    try:
+        try:
+            if not manager.wait_until_available((model.name for model in options.models), stopped):
+                return
+        except ServingError as error:
+            raise StartupError(error.message) from None
+        server = _start_grpc(manager, options)
+        stopped.wait()
+        log.info("Stopping: finishing requests in flight (at most %.0f s)", _SHUTDOWN_GRACE_SECONDS)
+        server.stop(_SHUTDOWN_GRACE_SECONDS).wait()
+    finally:
+        source.stop()
+    log.info("Server stopped")
+
+
+def _start_grpc(manager: ModelManager, options: ServerOptions) -> grpc.Server:
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=options.grpc_max_threads, thread_name_prefix="grpc"),
+        options=_UNLIMITED_MESSAGES,
+    )
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(manager), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), server)
+    address = f"0.0.0.0:{options.port}"
+    try:
+        server.add_insecure_port(address)
+    except RuntimeError as error:
+        raise StartupError(f"Failed to BuildAndStart gRPC server: cannot listen on {address} ({error})") from None
+    server.start()
+    log.info("Running gRPC ModelServer at %s ...", address)
+    return server

@@ -1,0 +1,252 @@
+"""The parts of the development model server on their own: source, manager, configuration, loader, tensors."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from dev_server_models import sample_input, write_model
+from tensorflow.core.framework import types_pb2
+from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+from model_server.config import ConfigError, ModelConfig, read_model_config_file, single_model_config
+from model_server.errors import ServingError
+from model_server.loader import load_servable
+from model_server.manager import AVAILABLE, END, ModelManager, VersionStatus
+from model_server.source import FileSystemSource, ModelVersion, find_versions
+from model_server.tensors import to_proto_field
+
+pytestmark = pytest.mark.ml
+
+
+def make_version_dir(base, name: str, complete: bool = True):
+    directory = base / name
+    directory.mkdir(parents=True)
+    if complete:
+        (directory / "saved_model.pb").write_bytes(b"")
+    return directory
+
+
+# --- source -------------------------------------------------------------------------------------------------
+
+
+def test_versions_are_integer_directories_holding_a_saved_model(tmp_path):
+    for name in ("1", "10", "007"):
+        make_version_dir(tmp_path, name)
+    make_version_dir(tmp_path, "11", complete=False)  # still being written
+    make_version_dir(tmp_path, ".staging-12-abc")
+    make_version_dir(tmp_path, "v13")
+    (tmp_path / "14").write_text("a file, not a directory")
+
+    assert [version.number for version in find_versions(str(tmp_path))] == [1, 7, 10]
+
+
+def test_source_reports_the_newest_version_or_none(tmp_path):
+    reports = []
+    source = FileSystemSource(
+        [ModelConfig("empty", str(tmp_path / "empty")), ModelConfig("audio", str(tmp_path / "audio"))],
+        poll_wait_seconds=1,
+        on_aspired=lambda name, version: reports.append((name, version)),
+    )
+    (tmp_path / "empty").mkdir()
+    make_version_dir(tmp_path / "audio", "1")
+    make_version_dir(tmp_path / "audio", "2")
+
+    source.poll()
+    assert reports == [("empty", None), ("audio", ModelVersion(2, str(tmp_path / "audio" / "2")))]
+
+
+def test_source_reports_nothing_for_a_missing_base_path(tmp_path):
+    reports = []
+    source = FileSystemSource([ModelConfig("audio", str(tmp_path / "gone"))], 1, lambda *report: reports.append(report))
+    source.poll()
+    assert reports == []  # what is loaded stays loaded, as in TF Serving
+
+
+# --- manager ------------------------------------------------------------------------------------------------
+
+
+class FakeLoader:
+    """Stands in for loading a SavedModel: returns a token, or fails for the versions told to."""
+
+    def __init__(self, failing: tuple[int, ...] = ()):
+        self.failing = failing
+        self.loaded: list[int] = []
+
+    def __call__(self, name: str, version: int, path: str):
+        self.loaded.append(version)
+        if version in self.failing:
+            raise ServingError(grpc.StatusCode.DATA_LOSS, f"cannot read {path}")
+        return f"{name}:{version}"
+
+
+def version(number: int) -> ModelVersion:
+    return ModelVersion(number, f"/models/audio/{number}")
+
+
+def latest(manager: ModelManager, name: str = "audio"):
+    return manager.servable(model_pb2.ModelSpec(name=name))
+
+
+def test_manager_serves_the_newest_version_and_retires_the_old_after_it():
+    manager = ModelManager(FakeLoader())
+    manager.set_aspired_version("audio", version(1))
+    assert latest(manager) == "audio:1"
+
+    manager.set_aspired_version("audio", version(2))
+    assert latest(manager) == "audio:2"
+    assert manager.version_statuses("audio") == [VersionStatus(2, AVAILABLE), VersionStatus(1, END)]
+    with pytest.raises(ServingError, match=r"Servable not found for request: Specific\(audio, 1\)"):
+        manager.servable(model_pb2.ModelSpec(name="audio", version={"value": 1}))
+
+
+def test_manager_keeps_serving_the_old_version_when_the_new_one_fails_and_does_not_retry_it():
+    loader = FakeLoader(failing=(2,))
+    manager = ModelManager(loader)
+    manager.set_aspired_version("audio", version(1))
+    manager.set_aspired_version("audio", version(2))
+    manager.set_aspired_version("audio", version(2))
+
+    assert latest(manager) == "audio:1"
+    failed, serving = manager.version_statuses("audio")
+    assert (failed.version, failed.state, failed.error.code, failed.error.message) == (
+        2, END, grpc.StatusCode.DATA_LOSS, "cannot read /models/audio/2"
+    )
+    assert serving == VersionStatus(1, AVAILABLE)
+    assert loader.loaded == [1, 2]
+
+
+def test_manager_loads_nothing_again_while_the_aspired_version_serves():
+    loader = FakeLoader()
+    manager = ModelManager(loader)
+    for _ in range(3):
+        manager.set_aspired_version("audio", version(1))
+    assert loader.loaded == [1]
+
+
+def test_manager_reloads_an_older_version_aspired_again():
+    manager = ModelManager(FakeLoader())
+    manager.set_aspired_version("audio", version(1))
+    manager.set_aspired_version("audio", version(2))
+    manager.set_aspired_version("audio", version(1))  # version 2 was deleted from disk
+
+    assert latest(manager) == "audio:1"
+    assert manager.version_statuses("audio") == [VersionStatus(2, END), VersionStatus(1, AVAILABLE)]
+
+
+def test_manager_stops_serving_a_model_whose_versions_are_all_gone():
+    manager = ModelManager(FakeLoader())
+    manager.set_aspired_version("audio", version(1))
+    manager.set_aspired_version("audio", None)
+
+    with pytest.raises(ServingError, match=r"Servable not found for request: Latest\(audio\)"):
+        latest(manager)
+    assert manager.version_statuses("audio") == [VersionStatus(1, END)]
+
+
+def test_waiting_for_models_fails_when_the_only_version_failed_to_load():
+    manager = ModelManager(FakeLoader(failing=(1,)))
+    manager.set_aspired_version("audio", version(1))
+    with pytest.raises(ServingError, match="1 model.s. did not become available"):
+        manager.wait_until_available(["audio"], threading.Event())
+
+
+def test_waiting_for_models_ends_when_asked_to_stop():
+    manager = ModelManager(FakeLoader())
+    stopped = threading.Event()
+    stopped.set()
+    assert manager.wait_until_available(["audio"], stopped) is False
+
+
+# --- configuration ------------------------------------------------------------------------------------------
+
+
+def write_config(tmp_path, entries: str):
+    path = tmp_path / "models.config"
+    path.write_text(f"model_config_list {{ {entries} }}")
+    return str(path)
+
+
+def test_config_file_lists_the_models(tmp_path):
+    path = write_config(
+        tmp_path,
+        'config { name: "audio" base_path: "/m/audio" model_platform: "tensorflow" } '
+        'config { name: "video" base_path: "/m/video" model_platform: "tensorflow" }',
+    )
+    assert read_model_config_file(path) == [ModelConfig("audio", "/m/audio"), ModelConfig("video", "/m/video")]
+
+
+@pytest.mark.parametrize(
+    "entries, message",
+    [
+        ('config { name: "a" base_path: "m/a" model_platform: "tensorflow" }',
+         "Expected model a to have an absolute path or URI; got base_path()=m/a"),
+        ('config { name: "a" base_path: "/m/a" model_platform: "tensorflow" } '
+         'config { name: "a" base_path: "/m/b" model_platform: "tensorflow" }',
+         "Illegal to list model a multiple times in config list"),
+        ('config { name: "a" base_path: "/m/a" }', "Illegal setting neither ModelServerConfig::model_type"),
+        ('config { name: "a" base_path: "/m/a" model_platform: "tflite" }',
+         "Model a requests unsupported platform tflite"),
+        ('config { name: "a" base_path: "/m/a" model_platform: "tensorflow" '
+         'model_version_policy { all {} } }', "model_version_policy not supported"),
+        ("config { nme: 3 }", "Invalid protobuf file"),
+    ],
+)
+def test_invalid_config_files_are_refused_with_the_reason(tmp_path, entries, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        read_model_config_file(write_config(tmp_path, entries))
+
+
+def test_single_model_flags_need_an_absolute_base_path():
+    assert single_model_config("audio", "/m/audio") == [ModelConfig("audio", "/m/audio")]
+    with pytest.raises(ConfigError, match="absolute path"):
+        single_model_config("audio", "model_repository/audio")
+
+
+# --- loader -------------------------------------------------------------------------------------------------
+
+
+def test_unreadable_warmup_records_fail_the_load(tmp_path):
+    export_dir = write_model(tmp_path, "audio", 1)
+    (export_dir / "assets.extra" / "tf_serving_warmup_requests").write_bytes(b"\x00" * 40)
+
+    with pytest.raises(ServingError) as failed:
+        load_servable("audio", 1, str(export_dir), enable_warmup=True)
+    assert failed.value.code == grpc.StatusCode.DATA_LOSS
+    assert failed.value.message.endswith(". Please verify your warmup data is in TFRecord format.")
+    assert load_servable("audio", 1, str(export_dir), enable_warmup=False).version == 1
+
+
+def test_a_warmup_request_the_model_refuses_fails_the_load(tmp_path):
+    export_dir = write_model(tmp_path, "audio", 1, warmup=False)
+    request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name="audio"))
+    request.inputs["features"].CopyFrom(tf.make_tensor_proto(sample_input("audio", 1).astype(np.float64)))
+    (export_dir / "assets.extra").mkdir()
+    with tf.io.TFRecordWriter(str(export_dir / "assets.extra" / "tf_serving_warmup_requests")) as writer:
+        writer.write(prediction_log_pb2.PredictionLog(predict_log={"request": request}).SerializeToString())
+
+    with pytest.raises(ServingError, match=r"Expects arg\[0\] to be float but double is provided"):
+        load_servable("audio", 1, str(export_dir), enable_warmup=True)
+
+
+# --- tensors ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, dtype, field",
+    [
+        (np.arange(6, dtype=np.float32).reshape(2, 3), types_pb2.DT_FLOAT, "float_val"),
+        (np.arange(6, dtype=np.int64).reshape(3, 2), types_pb2.DT_INT64, "int64_val"),
+        (np.array([[b"happy", b"sad"]], dtype=object), types_pb2.DT_STRING, "string_val"),
+        (np.array([True, False]), types_pb2.DT_BOOL, "bool_val"),
+    ],
+)
+def test_outputs_are_encoded_in_the_typed_field_and_decode_back(value, dtype, field):
+    proto = to_proto_field(tf.constant(value))
+    assert proto.dtype == dtype and not proto.tensor_content
+    assert len(getattr(proto, field)) == value.size
+    np.testing.assert_array_equal(tf.make_ndarray(proto), value)
