@@ -1,0 +1,114 @@
+"""Measure how the live Haar detector frames training faces, to derive face.CROP_MARGIN.
+
+FER2013 and CK+48 images are already face crops. Each one is upscaled (so the 24 px cascade
+works) and set in a canvas twice its size with replicated edges: without that context the
+detector can only return boxes that fit inside the crop, which caps the measured box size
+(about 0.85 of the image whatever the true framing) and skips faces whose box would not fit.
+The box nearest the centre, relative to the image side, gives the margin that widens a detected
+box back to the training framing: (1 / ratio - 1) / 2. As a cross-check, the detected boxes are
+re-cropped with face_crop at several margins and compared with the original images.
+
+    python -m training.calibrate_face_margin [--faces ../shared/datasets/faces] [--per-corpus 400]
+
+Only reads the datasets; prints the figures and the derived margin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fusion_service.features.face import CROP_MARGIN, FACE_SIZE, Box, HaarFaceDetector, face_crop
+
+CORPORA = {"FER2013": "fer2013/train", "CK+48": "ck48"}
+CHECK_MARGINS = (-0.05, 0.0, 0.05, 0.1, 0.15)
+
+
+def sample_images(folder: Path, count: int, rng: random.Random) -> list[Path]:
+    paths = sorted(folder.rglob("*.png"))
+    if not paths:
+        raise SystemExit(f"no PNG images under {folder}: pass --faces pointing at the datasets' faces/ folder")
+    return rng.sample(paths, min(count, len(paths)))
+
+
+def centre_box(boxes: list[Box], centre: float) -> Box:
+    """The detection nearest the canvas centre: the training face, not something in the padding."""
+    return min(boxes, key=lambda b: abs(b.x + b.width / 2 - centre) + abs(b.y + b.height / 2 - centre))
+
+
+def measure(paths: list[Path], detector: HaarFaceDetector, upscale_to: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per detected image: (box side / image side, centre offset x, y in image sides), and the
+    mean absolute difference (gray levels) between the re-cropped box and the image per CHECK_MARGINS."""
+    figures, differences = [], []
+    pad = upscale_to // 2
+    for path in paths:
+        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if gray is None:
+            raise SystemExit(f"cannot read image {path}")
+        big = cv2.resize(gray, (upscale_to, upscale_to), interpolation=cv2.INTER_LINEAR)
+        canvas = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        boxes = detector.detect(canvas)
+        if not boxes:
+            continue
+        box = centre_box(boxes, pad + upscale_to / 2)
+        figures.append(
+            (
+                max(box.width, box.height) / upscale_to,
+                (box.x + box.width / 2 - pad) / upscale_to - 0.5,
+                (box.y + box.height / 2 - pad) / upscale_to - 0.5,
+            )
+        )
+        original = cv2.resize(gray, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA).astype(np.float32)
+        differences.append(
+            [np.abs(face_crop(canvas, box, margin=m)[:, :, 0] * 255.0 - original).mean() for m in CHECK_MARGINS]
+        )
+    return np.asarray(figures).reshape(-1, 3), np.asarray(differences).reshape(-1, len(CHECK_MARGINS))
+
+
+def margin_for(ratio: float) -> float:
+    """Margin per side that widens a box of `ratio` x the training framing back to the full framing."""
+    return (1.0 / ratio - 1.0) / 2.0
+
+
+def report(name: str, figures: np.ndarray, differences: np.ndarray, attempted: int) -> float:
+    """Prints one corpus's figures and returns its margin."""
+    q1, median, q3 = np.percentile(figures[:, 0], [25, 50, 75])
+    offset_x, offset_y = np.median(figures[:, 1:], axis=0)
+    margin = margin_for(median)
+    print(
+        f"{name:8s} detected {len(figures)}/{attempted}; box side / image side median {median:.3f} "
+        f"(IQR {q1:.3f}-{q3:.3f}); centre offset median ({offset_x:+.3f}, {offset_y:+.3f}); margin {margin:+.3f}"
+    )
+    check = ", ".join(f"{m:+.2f}: {d:.1f}" for m, d in zip(CHECK_MARGINS, np.median(differences, axis=0)))
+    print(f"{'':8s} re-crop vs image, median abs difference (gray levels) by margin: {check}")
+    return margin
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--faces", type=Path, default=Path("../shared/datasets/faces"), help="datasets' faces/ folder")
+    parser.add_argument("--per-corpus", type=int, default=400, help="images sampled from each corpus")
+    parser.add_argument("--upscale-to", type=int, default=192, help="side the 48 px images are upscaled to")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    detector = HaarFaceDetector()
+    rng = random.Random(args.seed)
+    margins = []
+    for name, subfolder in CORPORA.items():
+        paths = sample_images(args.faces / subfolder, args.per_corpus, rng)
+        figures, differences = measure(paths, detector, args.upscale_to)
+        if len(figures) == 0:
+            raise SystemExit(f"the detector found no face in any {name} image: check --upscale-to")
+        margins.append(report(name, figures, differences, len(paths)))
+    # Each corpus counts once, however many of its faces the detector finds.
+    derived = float(np.mean(margins))
+    print(f"derived CROP_MARGIN = {derived:+.3f} (mean of the corpora's margins; face.py has {CROP_MARGIN})")
+
+
+if __name__ == "__main__":
+    main()
