@@ -1,0 +1,95 @@
+"""Analysis without a service: which windows a recording is cut into, what each request holds, and
+the timeline files written from results."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from capture_client.analyze import Recording, requests, window_times
+from capture_client.media import SAMPLE_RATE, MediaError
+from capture_client.timeline import WindowResult, csv_columns, write_outputs
+from fusion_service.labels import LABELS
+from protos.emotion.v1 import emotion_pb2 as pb
+from tests.client.results_factory import FACE, FUSED, VOICE, face_only_result, full_result
+from tests.client.videos import write_video
+
+
+def test_windows_end_every_hop_and_at_the_very_end():
+    assert window_times(3.0, 0.5) == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+    assert window_times(1.2, 0.5) == [0.5, 1.0, 1.2]
+    assert window_times(0.3, 0.5) == [0.3]
+
+
+def test_each_request_holds_the_two_seconds_of_audio_before_its_time_and_the_frame_shown_then(tmp_path):
+    video = write_video(tmp_path / "clip.mp4", seconds=3.0, fps=10)
+    audio = (np.arange(3 * SAMPLE_RATE) % 1000).astype(np.int16)
+    recording = Recording(audio=audio, video=video, duration_s=3.0)
+    times = window_times(3.0, 1.0)
+    built = list(requests(recording, times, "both"))
+    assert len(built) == 3
+    for t, request in zip(times, built):
+        end = round(t * SAMPLE_RATE)
+        expected = audio[max(0, end - 2 * SAMPLE_RATE):end]
+        assert request.audio.sample_rate_hz == SAMPLE_RATE and request.audio.encoding == pb.PCM_S16LE
+        np.testing.assert_array_equal(np.frombuffer(request.audio.data, dtype=np.int16), expected)
+        image = cv2.imdecode(np.frombuffer(request.image.encoded, np.uint8), cv2.IMREAD_COLOR)
+        assert image.shape == (480, 640, 3)
+        assert not request.options.modalities
+
+
+def test_audio_only_mode_sends_no_frames_and_says_so(tmp_path, speech_samples):
+    video = write_video(tmp_path / "clip.mp4", seconds=1.0, fps=10, audio=speech_samples[:SAMPLE_RATE])
+    recording = Recording.open(video, mode="audio")
+    assert recording.video is None and recording.duration_s == pytest.approx(1.0, abs=0.1)
+    (request,) = requests(recording, [1.0], "audio")
+    assert request.HasField("audio") and not request.HasField("image")
+    assert list(request.options.modalities) == [pb.AUDIO]
+
+
+def test_a_video_without_sound_analysed_for_its_voice_is_refused_with_a_reason(tmp_path):
+    video = write_video(tmp_path / "silent_film.mp4", seconds=1.0, fps=10)
+    with pytest.raises(MediaError, match="no audio track"):
+        Recording.open(video, mode="audio")
+
+
+def windows() -> list[WindowResult]:
+    return [WindowResult.from_response(0.5, full_result()), WindowResult.from_response(1.0, face_only_result())]
+
+
+def test_csv_has_a_row_per_window_with_statuses_and_scores_left_empty_where_none(tmp_path):
+    write_outputs(windows(), tmp_path, ("csv",), source={"file": "x.mp4"})
+    with open(tmp_path / "timeline.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert list(rows[0]) == csv_columns()
+    assert [row["time_s"] for row in rows] == ["0.500", "1.000"]
+    assert rows[0]["audio_status"] == "USED" and rows[1]["audio_status"] == "NO_SPEECH"
+    assert rows[0]["top_emotion"] == "happy" and rows[0]["faces"] == "1"
+    for label, fused, face, voice in zip(LABELS, FUSED, FACE, VOICE):
+        assert float(rows[0][f"fused_{label}"]) == pytest.approx(fused, abs=1e-4)
+        assert float(rows[0][f"video_{label}"]) == pytest.approx(face, abs=1e-4)
+        assert float(rows[0][f"audio_{label}"]) == pytest.approx(voice, abs=1e-4)
+        assert rows[1][f"audio_{label}"] == ""
+
+
+def test_json_holds_the_same_windows_with_the_label_list(tmp_path):
+    write_outputs(windows(), tmp_path, ("json",), source={"file": "x.mp4", "hop_s": 0.5})
+    document = json.loads((tmp_path / "timeline.json").read_text())
+    assert document["labels"] == list(LABELS) and document["source"]["hop_s"] == 0.5
+    first, second = document["windows"]
+    assert first["time_s"] == 0.5 and first["top_emotion"] == "happy"
+    assert first["fused"]["happy"] == pytest.approx(FUSED[3], abs=1e-4)
+    assert second["audio"] == {"status": "NO_SPEECH", "scores": None}
+    assert second["video"]["faces"] == 1
+
+
+def test_only_the_outputs_asked_for_are_written(tmp_path):
+    written = write_outputs(windows(), tmp_path / "out", ("csv", "png"), source={"file": "x.mp4"})
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["timeline.csv", "timeline.png"]
+    assert [p.name for p in written] == ["timeline.csv", "timeline.png"]
+    chart = cv2.imread(str(tmp_path / "out" / "timeline.png"))
+    assert chart is not None and chart.shape[1] > chart.shape[0] > 400
