@@ -10,11 +10,12 @@ PYTEST_ARGS ?=
 export OPENBLAS_NUM_THREADS ?= 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test protos env env-ml train-audio train-video evaluate-audio evaluate-video clean help
+.PHONY: run test bench protos env env-ml train-audio train-video evaluate-audio evaluate-video clean help
 
 help:
 	@echo "make run          start both model servers and the fusion service on localhost (Ctrl-C stops all)"
 	@echo "make test         install what is missing and run the whole test suite"
+	@echo "make bench        benchmark on this machine (~10 min): prints a table, writes bench/results.json"
 	@echo "make train-audio  train the voice model from $(DATA) and export it to model_repository/audio"
 	@echo "make train-video  train the face model from $(DATA) and export it to model_repository/video"
 	@echo "make protos       regenerate the gRPC stubs from protos/"
@@ -61,6 +62,10 @@ run: env env-ml protos
 test: env env-ml protos $(NODE_CLIENT)/node_modules/.installed $(DEPLOY_TOOLS)
 	$(VENV)/bin/python -m pytest -m "not ml" $(PYTEST_ARGS)
 	$(VENV_ML)/bin/python -m pytest -m ml $(PYTEST_ARGS)
+
+BENCH_ARGS ?=
+bench: env env-ml protos
+	$(VENV)/bin/python -m bench $(BENCH_ARGS)
 
 train-audio: env-ml
 	$(VENV_ML)/bin/python -m training.train_audio --data $(DATA) --out model_repository

@@ -105,10 +105,13 @@ def _chroma_filterbank() -> np.ndarray:
 
 
 class _Buffers:
-    """Scratch arrays for one window (~1.5 MB). Allocating them afresh on every call costs more than the
+    """Scratch arrays for one window (~1.8 MB). Allocating them afresh on every call costs more than the
     arithmetic done in them: arrays this large come as new pages from the operating system each time."""
 
     def __init__(self) -> None:
+        # The window with half a frame of zeros at each end (center=True): frame t is padded[t*hop : t*hop+n_fft].
+        self.padded = np.zeros(WINDOW_SAMPLES + N_FFT)
+        self.framed = sliding_window_view(self.padded, N_FFT)[::HOP_LENGTH]  # a view: [N_FRAMES, N_FFT]
         self.frames = np.empty((N_FRAMES, N_FFT))
         self.spectrum = np.empty((N_FRAMES, _N_BINS), dtype=np.complex128)
         self.power = np.empty((_N_BINS, N_FRAMES))  # librosa's [bins, frames] layout, for the filterbanks
@@ -123,9 +126,7 @@ class AudioFeatureExtractor:
     """
 
     def __init__(self) -> None:
-        hann = scipy.signal.get_window("hann", N_FFT, fftbins=True)
-        self._window_first_half = hann[:HOP_LENGTH]
-        self._window_second_half = hann[HOP_LENGTH:]
+        self._hann = scipy.signal.get_window("hann", N_FFT, fftbins=True)
         # Only 498 of the 16448 mel weights are non-zero: a sparse product is several times cheaper.
         self._mel_filterbank = scipy.sparse.csr_array(_mel_filterbank())
         self._chroma_filterbank = _chroma_filterbank()
@@ -174,14 +175,9 @@ class AudioFeatureExtractor:
         The STFT runs in float64: its rounding error is relative to the loudest bin of a frame, and float32
         would bury quiet bands under it.
         """
-        # The hop is half a frame, so with centring (half a frame of zeros at each end) frame t is made of
-        # the window's 256-sample blocks t-1 and t, blocks outside the window being zeros.
-        blocks = window.reshape(N_FRAMES - 1, HOP_LENGTH)
-        frames = buffers.frames
-        frames[0, :HOP_LENGTH] = 0.0
-        frames[-1, HOP_LENGTH:] = 0.0
-        np.multiply(blocks, self._window_first_half, out=frames[1:, :HOP_LENGTH])
-        np.multiply(blocks, self._window_second_half, out=frames[:-1, HOP_LENGTH:])
+        padded = buffers.padded
+        padded[HOP_LENGTH:-HOP_LENGTH] = window
+        frames = np.multiply(buffers.framed, self._hann, out=buffers.frames)
         spectrum = np.fft.rfft(frames, axis=-1, out=buffers.spectrum)
         # |X|^2 without temporaries: square real and imaginary parts in place, then add them up.
         parts = spectrum.view(np.float64)
@@ -195,7 +191,7 @@ class AudioFeatureExtractor:
         features[_MFCC] = self._dct @ log_mel
         features[_CHROMA] = raw_chroma / _chroma_norm(raw_chroma)
         features[_ZCR] = _zero_crossing_rate(window)
-        features[_RMS] = _rms(blocks)
+        features[_RMS] = _rms(padded)
         features[_LOG_MEL] = log_mel
 
 
@@ -205,13 +201,12 @@ def _chroma_norm(raw_chroma: np.ndarray) -> np.ndarray:
     return np.where(peak < np.finfo(raw_chroma.dtype).tiny, 1.0, peak)
 
 
-def _rms(blocks: np.ndarray) -> np.ndarray:
-    """RMS of the un-windowed, zero-padded frames (librosa.feature.rms), from the energies of the blocks."""
-    block_energy = np.square(blocks).sum(axis=1, dtype=np.float64)
-    frame_energy = np.zeros(N_FRAMES)
-    frame_energy[1:] += block_energy  # block t-1 of frame t
-    frame_energy[:-1] += block_energy  # block t of frame t
-    return np.sqrt(frame_energy / N_FFT)
+def _rms(padded: np.ndarray) -> np.ndarray:
+    """RMS of the un-windowed, zero-padded frames (librosa.feature.rms). The hop is half a frame, so a frame's
+    energy is that of its two half-frame blocks, each block's energy computed once."""
+    blocks = padded.reshape(-1, HOP_LENGTH)
+    block_energy = np.einsum("ij,ij->i", blocks, blocks)
+    return np.sqrt((block_energy[:-1] + block_energy[1:]) / N_FFT)
 
 
 def _zero_crossing_rate(window: np.ndarray) -> np.ndarray:

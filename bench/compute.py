@@ -1,0 +1,53 @@
+"""The service's per-request CPU work, timed in this process without gRPC: audio features (ours and the
+original librosa recipe, in the same run), speech detection, JPEG decoding, face detection + crop."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from bench.media import Media
+from bench.stats import Summary, summarise, time_calls
+from fusion_service.features.audio import HOP_LENGTH, N_CHROMA, N_FFT, N_MELS, N_MFCC, SAMPLE_RATE, AudioFeatureExtractor
+from fusion_service.features.face import FacePipeline
+from fusion_service.features.speech import SpeechDetector
+
+
+def librosa_recipe(window: np.ndarray) -> np.ndarray:
+    """The original system's way to the same [126, 98] features: five separate librosa calls, each with
+    its own STFT (run here on our window, rate and STFT settings, so that only the method differs)."""
+    import librosa  # only the baseline needs it: the service itself never imports librosa
+
+    stft = dict(n_fft=N_FFT, hop_length=HOP_LENGTH)
+    mfcc = librosa.feature.mfcc(y=window, sr=SAMPLE_RATE, n_mfcc=N_MFCC, n_mels=N_MELS, **stft)
+    chroma = librosa.feature.chroma_stft(y=window, sr=SAMPLE_RATE, n_chroma=N_CHROMA, tuning=0.0, **stft)
+    zcr = librosa.feature.zero_crossing_rate(window, frame_length=N_FFT, hop_length=HOP_LENGTH)
+    rms = librosa.feature.rms(y=window, frame_length=N_FFT, hop_length=HOP_LENGTH)
+    mel = librosa.feature.melspectrogram(y=window, sr=SAMPLE_RATE, n_mels=N_MELS, **stft)
+    log_mel = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)
+    return np.concatenate([mfcc, chroma, zcr, rms, log_mel]).T.astype(np.float32)
+
+
+def run(media: Media, runs: int, baseline_runs: int) -> dict[str, Summary]:
+    """Milliseconds per call of each piece, median and p99 over `runs` calls (`baseline_runs` for librosa)."""
+    window = media.speech_window
+    extractor = AudioFeatureExtractor()
+    detector = SpeechDetector()
+    faces = FacePipeline()
+    jpeg = np.frombuffer(media.frame_jpeg, dtype=np.uint8)
+    gray = media.frame_gray
+
+    ours, theirs = extractor(window), librosa_recipe(window)
+    if ours.shape != theirs.shape:
+        raise RuntimeError(f"baseline features {theirs.shape} do not match ours {ours.shape}: fix librosa_recipe")
+    boxes, _ = faces.faces(gray)
+    if len(boxes) != 1:
+        raise RuntimeError(f"the benchmark frame should show exactly one face to the detector, it found {len(boxes)}")
+
+    return {
+        "features_ms": summarise(time_calls(lambda: extractor(window), runs, warmup=20)),
+        "features_baseline_ms": summarise(time_calls(lambda: librosa_recipe(window), baseline_runs, warmup=3)),
+        "speech_ms": summarise(time_calls(lambda: detector.is_speech(window), runs, warmup=20)),
+        "decode_ms": summarise(time_calls(lambda: cv2.imdecode(jpeg, cv2.IMREAD_GRAYSCALE), runs, warmup=20)),
+        "face_ms": summarise(time_calls(lambda: faces.faces(gray), runs, warmup=5)),
+    }

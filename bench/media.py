@@ -1,0 +1,70 @@
+"""The inputs every workload uses: a 640x480 webcam-like frame with one face, and speech, made at run time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import cv2
+import numpy as np
+
+from fusion_service.features.audio import SAMPLE_RATE, WINDOW_SAMPLES
+from tests.media import face_photo, pcm16, speech
+
+FRAME_WIDTH, FRAME_HEIGHT = 640, 480
+JPEG_QUALITY = 90
+CHUNK_SECONDS = 0.02
+
+
+def webcam_frame() -> np.ndarray:
+    """640x480 BGR frame with one frontal face about 130 px high, as a laptop webcam shows a user half a
+    metre away. The 512x512 photograph is scaled to 640x640 and its top 480 rows kept: at its own size the
+    face (about 100 px) sits at the face detector's minimum size and would be found or missed by chance."""
+    photo = cv2.resize(face_photo(), (FRAME_WIDTH, FRAME_WIDTH), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(photo[:FRAME_HEIGHT])
+
+
+def jpeg(image: np.ndarray) -> bytes:
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise RuntimeError("OpenCV could not encode the benchmark frame as JPEG")
+    return encoded.tobytes()
+
+
+@dataclass
+class Media:
+    """Built once per run; workloads share it."""
+
+    @cached_property
+    def frame(self) -> np.ndarray:
+        return webcam_frame()
+
+    @cached_property
+    def frame_jpeg(self) -> bytes:
+        return jpeg(self.frame)
+
+    @cached_property
+    def frame_gray(self) -> np.ndarray:
+        """The frame as the service sees it: the JPEG decoded straight to gray."""
+        return cv2.imdecode(np.frombuffer(self.frame_jpeg, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+
+    @cached_property
+    def speech(self) -> np.ndarray:
+        """About 5 s of espeak-ng speech at 16 kHz, float32."""
+        return speech()
+
+    @cached_property
+    def speech_window(self) -> np.ndarray:
+        """One 2-s window of speech: the features' unit of work and a Fuse call's audio."""
+        return speech(WINDOW_SAMPLES / SAMPLE_RATE)
+
+    @cached_property
+    def speech_window_pcm16(self) -> bytes:
+        return pcm16(self.speech_window)
+
+    @cached_property
+    def speech_chunks_pcm16(self) -> list[bytes]:
+        """The whole speech in 20 ms PCM16 chunks, as a microphone delivers it; a live stream loops over them."""
+        size = round(CHUNK_SECONDS * SAMPLE_RATE)
+        usable = len(self.speech) // size * size
+        return [pcm16(chunk) for chunk in self.speech[:usable].reshape(-1, size)]
