@@ -1,0 +1,147 @@
+"""Export a trained Keras model in TF Serving's layout, with the signature every client of the project expects.
+
+model_repository/<name>/<version>/ holds saved_model.pb + variables/, the label list in assets/labels.txt and
+warm-up requests in assets.extra/tf_serving_warmup_requests, so TF Serving (or the development model server)
+answers its first real request without a cold start.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+SIGNATURE_NAME = "serving_default"
+PROBABILITIES_KEY = "probabilities"
+LABELS_KEY = "labels"
+WARMUP_FILE = "tf_serving_warmup_requests"
+
+
+class ExportError(RuntimeError):
+    """The written model does not answer as the trained one does; nothing was installed."""
+
+
+def export_savedmodel(
+    model: keras.Model,
+    repository: Path,
+    name: str,
+    input_key: str,
+    input_shape: tuple[int, ...],
+    labels: Sequence[str],
+    warmup_batch: np.ndarray,
+    version: int | None = None,
+) -> Path:
+    """Write the model to repository/name/<version or next free version>/ and return that directory.
+
+    The version directory appears in one rename, so a model server watching the repository never sees a
+    half-written model; an existing version of the same number is replaced.
+    """
+    labels = list(labels)
+    warmup_batch = np.asarray(warmup_batch, dtype=np.float32)
+    if warmup_batch.ndim != len(input_shape) + 1 or tuple(warmup_batch.shape[1:]) != tuple(input_shape):
+        raise ValueError(
+            f"warm-up batch has shape {warmup_batch.shape}; expected [batch, {', '.join(map(str, input_shape))}]"
+        )
+    model_dir = Path(repository) / name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    if version is None:
+        version = _next_version(model_dir)
+
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{version}-", dir=model_dir))
+    staging.chmod(0o755)  # mkdtemp makes it private; a model server may run as another user
+    try:
+        _save_signature(model, staging, input_key, input_shape, labels)
+        (staging / "assets").mkdir(exist_ok=True)
+        (staging / "assets" / "labels.txt").write_text("".join(f"{label}\n" for label in labels))
+        (staging / "assets.extra").mkdir()
+        _write_warmup_requests(staging / "assets.extra" / WARMUP_FILE, name, input_key, warmup_batch)
+        _verify(staging, model, input_key, input_shape, labels, warmup_batch)
+        target = model_dir / str(version)
+        if target.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".retired-{version}-", dir=model_dir))
+            target.rename(retired / "model")
+            staging.rename(target)
+            shutil.rmtree(retired)
+        else:
+            staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return target
+
+
+def _next_version(model_dir: Path) -> int:
+    versions = [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def _save_signature(
+    model: keras.Model, directory: Path, input_key: str, input_shape: tuple[int, ...], labels: list[str]
+) -> None:
+    label_constant = tf.constant(labels, dtype=tf.string)
+
+    def serve(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        probabilities = tf.cast(model(inputs, training=False), tf.float32)
+        batch = tf.shape(inputs)[0]
+        tiled = tf.tile(tf.expand_dims(label_constant, 0), tf.stack([batch, 1]))
+        return {PROBABILITIES_KEY: probabilities, LABELS_KEY: tiled}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        name=SIGNATURE_NAME,
+        fn=serve,
+        input_signature=[tf.TensorSpec(shape=(None, *input_shape), dtype=tf.float32, name=input_key)],
+    )
+    archive.write_out(str(directory), verbose=False)
+
+
+def _write_warmup_requests(path: Path, name: str, input_key: str, warmup_batch: np.ndarray) -> None:
+    """A few requests of batch size 1 and of the whole warm-up batch, as TF Serving reads them at load."""
+    batches = [warmup_batch[:1], warmup_batch[-1:], warmup_batch]
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for batch in batches:
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=name, signature_name=SIGNATURE_NAME)
+            )
+            request.inputs[input_key].CopyFrom(tf.make_tensor_proto(batch, dtype=tf.float32))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+
+
+def _verify(
+    directory: Path,
+    model: keras.Model,
+    input_key: str,
+    input_shape: tuple[int, ...],
+    labels: list[str],
+    warmup_batch: np.ndarray,
+) -> None:
+    """Reload what was written and check the signature and its answers, so a broken export never ships."""
+    loaded = tf.saved_model.load(str(directory))
+    if SIGNATURE_NAME not in loaded.signatures:
+        raise ExportError(f"exported model has no {SIGNATURE_NAME!r} signature: {list(loaded.signatures)}")
+    signature = loaded.signatures[SIGNATURE_NAME]
+    _, input_specs = signature.structured_input_signature
+    if set(input_specs) != {input_key}:
+        raise ExportError(f"signature inputs are {sorted(input_specs)}; expected [{input_key!r}]")
+    spec = input_specs[input_key]
+    if spec.dtype != tf.float32 or tuple(spec.shape.as_list()) != (None, *input_shape):
+        raise ExportError(f"signature input {input_key!r} is {spec}; expected float32 {(None, *input_shape)}")
+    if set(signature.structured_outputs) != {PROBABILITIES_KEY, LABELS_KEY}:
+        raise ExportError(f"signature outputs are {sorted(signature.structured_outputs)}")
+
+    outputs = signature(**{input_key: tf.constant(warmup_batch)})
+    probabilities = outputs[PROBABILITIES_KEY].numpy()
+    expected = np.asarray(model(warmup_batch, training=False))
+    if probabilities.shape != (len(warmup_batch), len(labels)) or not np.allclose(probabilities, expected, atol=1e-5):
+        raise ExportError("exported model's probabilities differ from the trained model's")
+    exported_labels = [[value.decode() for value in row] for row in outputs[LABELS_KEY].numpy()]
+    if exported_labels != [labels] * len(warmup_batch):
+        raise ExportError(f"exported label rows {exported_labels[:1]} differ from {labels}")
