@@ -1,0 +1,119 @@
+"""A tiny face training run on generated corpora: search record, export, reports, resume, evaluation CLI."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ml
+
+tf = pytest.importorskip("tensorflow")
+
+import training.train_video as train_video  # noqa: E402
+from fusion_service.labels import LABELS  # noqa: E402
+from tests.media import face_photo, no_face_photo  # noqa: E402
+from training import evaluate  # noqa: E402
+from training.video_eval import video_predictions  # noqa: E402
+
+CK_NAMES = {"angry": "anger", "sad": "sadness"}
+
+
+def write_image(path, image) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), image)
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    """faces/fer2013/train/<class>/Training_<id>.png and faces/ck48/<class>/S<subject>_<seq>_<frame>.png."""
+    root = tmp_path_factory.mktemp("datasets")
+    rng = np.random.default_rng(0)
+    for index, label in enumerate(LABELS):
+        for n in range(10):
+            image = rng.integers(0, 256, (48, 48), dtype=np.uint8)
+            write_image(root / "faces" / "fer2013" / "train" / label / f"Training_{index * 100 + n}.png", image)
+        if label != "neutral":
+            for subject in range(4):
+                image = rng.integers(0, 256, (48, 48), dtype=np.uint8)
+                name = f"S{subject:03d}_{index:03d}_{subject:08d}.png"
+                write_image(root / "faces" / "ck48" / CK_NAMES.get(label, label) / name, image)
+    write_image(root / "faces" / "ck48" / "contempt" / "S001_009_00000001.png", np.zeros((48, 48), np.uint8))
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(datasets, tmp_path_factory):
+    """One tiny run (search, then two epochs), killed after its first epoch and resumed, as a later session would."""
+    work = tmp_path_factory.mktemp("video_training")
+    repository = work / "repository"
+    args = ["--data", str(datasets), "--out", str(repository), "--epochs", "2"]
+    finish_epoch = train_video.EpochCheckpoint.on_epoch_end
+
+    def killed_after_first_epoch(self, epoch, logs=None):
+        finish_epoch(self, epoch, logs)
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {
+            "WIDTHS": (4, 8), "HEAD_UNITS": 8, "BATCH_SIZE": 16, "SEARCH_TRIALS": 2, "SEARCH_EPOCHS": 1,
+            "SEARCH_TRAIN_SUBSET": 30, "CHECKPOINT_DIR": work / "checkpoints", "REPORT_DIR": work / "reports",
+        }.items():
+            patch.setattr(train_video, name, value)
+        patch.setattr(train_video.EpochCheckpoint, "on_epoch_end", killed_after_first_epoch)
+        with pytest.raises(KeyboardInterrupt):
+            train_video.main(args)
+        interrupted_state = json.loads((work / "checkpoints" / "state.json").read_text())
+        patch.setattr(train_video.EpochCheckpoint, "on_epoch_end", finish_epoch)
+        assert train_video.main(args + ["--resume"]) == 0
+    return work, interrupted_state
+
+
+def test_training_searches_exports_reports_and_resumes_after_an_interruption(trained):
+    work, interrupted_state = trained
+    assert (interrupted_state["epoch"], interrupted_state["epochs"], interrupted_state["best_epoch"]) == (1, 2, 1)
+
+    state = json.loads((work / "checkpoints" / "state.json").read_text())
+    assert state["epoch"] == 2 and [h["epoch"] for h in state["history"]] == [1, 2]
+    search = json.loads((work / "reports" / "search.json").read_text())
+    assert len(search["trials"]) == 2 and search["best"] in [t["config"] for t in search["trials"]]
+    assert state["config"] == search["best"]
+    for view in ("fer2013_holdout", "ck48_heldout_subjects"):
+        report = json.loads((work / "reports" / view / "report.json").read_text())
+        assert report["labels"] == list(LABELS) and "seed4" in report
+        assert (work / "reports" / view / "confusion_7.png").is_file()
+        assert (work / "reports" / view / "confusion_4.png").is_file()
+    summary = (work / "reports" / "README.md").read_text()
+    assert f"Exported epoch {state['best_epoch']} of 2 trained" in summary and "CK+48 held-out subjects" in summary
+    ck_report = json.loads((work / "reports" / "ck48_heldout_subjects" / "report.json").read_text())
+    assert len(ck_report["extra"]["held_out_subjects"]) == 1 and ck_report["n"] == 6
+
+    version_dir = work / "repository" / "video" / "1"
+    assert (version_dir / "assets" / "labels.txt").read_text().split() == list(LABELS)
+    assert (version_dir / "assets.extra" / "tf_serving_warmup_requests").is_file()
+    signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    outputs = signature(image=tf.zeros((3, 48, 48, 1)))
+    np.testing.assert_allclose(outputs["probabilities"].numpy().sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_evaluation_detects_faces_in_photographs_and_counts_no_face_as_error(trained, tmp_path, capsys):
+    repository = trained[0] / "repository"
+    evaluation = tmp_path / "posed"
+    write_image(evaluation / "happiness" / "astronaut.jpg", face_photo())
+    write_image(evaluation / "neutral" / "rocket.png", no_face_photo())
+    write_image(evaluation / "sadness" / "crop.png", np.full((48, 48), 128, np.uint8))
+
+    true_labels, probabilities = video_predictions(evaluation, repository / "video" / "1")
+
+    answers = dict(zip(true_labels, probabilities))
+    assert sorted(answers) == ["happy", "neutral", "sad"]
+    assert answers["neutral"] is None
+    for label in ("happy", "sad"):
+        assert answers[label].shape == (len(LABELS),)
+        np.testing.assert_allclose(answers[label].sum(), 1.0, rtol=1e-5)
+
+    assert evaluate.main(["video", str(evaluation), "--model", str(repository / "video" / "1"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["n"] == 3 and report["confusion"][LABELS.index("neutral")][-1] == 1
