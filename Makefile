@@ -10,12 +10,13 @@ PYTEST_ARGS ?=
 export OPENBLAS_NUM_THREADS ?= 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test bench protos env env-ml train-audio train-video evaluate-audio evaluate-video clean help
+.PHONY: run test bench load protos env env-ml train-audio train-video evaluate-audio evaluate-video clean help
 
 help:
 	@echo "make run          start both model servers and the fusion service on localhost (Ctrl-C stops all)"
 	@echo "make test         install what is missing and run the whole test suite"
 	@echo "make bench        benchmark on this machine (~10 min): prints a table, writes bench/results.json"
+	@echo "make load         bounded load test over loopback (3 min): calls, errors, p50/p99 latency, service memory"
 	@echo "make train-audio  train the voice model from $(DATA) and export it to model_repository/audio"
 	@echo "make train-video  train the face model from $(DATA) and export it to model_repository/video"
 	@echo "make protos       regenerate the gRPC stubs from protos/"
@@ -66,6 +67,10 @@ test: env env-ml protos $(NODE_CLIENT)/node_modules/.installed $(DEPLOY_TOOLS)
 BENCH_ARGS ?=
 bench: env env-ml protos
 	$(VENV)/bin/python -m bench $(BENCH_ARGS)
+
+LOAD_ARGS ?=
+load: env env-ml protos
+	$(VENV)/bin/python -m bench.load $(LOAD_ARGS)
 
 train-audio: env-ml
 	$(VENV_ML)/bin/python -m training.train_audio --data $(DATA) --out model_repository

@@ -52,7 +52,8 @@ def resolve_options(request: pb.FusionOptions, defaults: Options) -> Options:
     modalities = set(request.modalities)
     unknown = modalities - {pb.AUDIO, pb.VIDEO}
     if unknown:
-        raise InvalidInput(f"options.modalities may hold AUDIO and VIDEO only, got {sorted(unknown)}")
+        names = ", ".join(pb.Modality.Name(m) if m in pb.Modality.values() else str(m) for m in sorted(unknown))
+        raise InvalidInput(f"options.modalities may hold AUDIO and VIDEO only, got {names}")
     return Options(
         audio_weight=float(audio_weight),
         video_weight=float(video_weight),
@@ -91,7 +92,9 @@ class Analyzer:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: function(*args, **kwargs))
 
-    async def audio(self, samples: np.ndarray | None, sample_rate: int, enabled: bool = True) -> Outcome:
+    async def audio(
+        self, samples: np.ndarray | None, sample_rate: int, enabled: bool = True, deadline: float | None = None
+    ) -> Outcome:
         if not enabled:
             return Outcome(pb.DISABLED, "left out by options.modalities")
         if samples is None:
@@ -105,12 +108,12 @@ class Analyzer:
             return Outcome(pb.NO_SPEECH, f"no speech found in {prepared.windows} audio window(s)")
         try:
             with timed("predict_audio"):
-                prediction = await self.audio_client.predict(prepared.features)
+                prediction = await self.audio_client.predict(prepared.features, deadline)
         except ModelError as error:
             return Outcome(pb.MODEL_UNAVAILABLE, str(error))
         return Outcome(pb.USED, probabilities=pool_window_probabilities(prediction.probabilities), version=prediction.version)
 
-    async def video(self, image: np.ndarray | None, enabled: bool = True) -> Outcome:
+    async def video(self, image: np.ndarray | None, enabled: bool = True, deadline: float | None = None) -> Outcome:
         if not enabled:
             return Outcome(pb.DISABLED, "left out by options.modalities")
         if image is None:
@@ -121,7 +124,7 @@ class Analyzer:
             return Outcome(pb.NO_FACE, "no face found in the image")
         try:
             with timed("predict_video"):
-                prediction = await self.video_client.predict(crops)
+                prediction = await self.video_client.predict(crops, deadline)
         except ModelError as error:
             return Outcome(pb.MODEL_UNAVAILABLE, str(error))
         faces = [
@@ -135,10 +138,18 @@ class Analyzer:
         # Boxes come largest first: the largest face is the one the answer is about.
         return Outcome(pb.USED, probabilities=prediction.probabilities[0], version=prediction.version, faces=faces, primary_face=0)
 
-    async def fuse(self, samples: np.ndarray | None, sample_rate: int, image: np.ndarray | None, options: Options) -> pb.FuseResponse:
+    async def fuse(
+        self,
+        samples: np.ndarray | None,
+        sample_rate: int,
+        image: np.ndarray | None,
+        options: Options,
+        deadline: float | None = None,
+    ) -> pb.FuseResponse:
+        """`deadline` (time.monotonic()) is the caller's; model-server calls do not run past it."""
         audio, video = await asyncio.gather(
-            self.audio(samples, sample_rate, options.use_audio),
-            self.video(image, options.use_video),
+            self.audio(samples, sample_rate, options.use_audio, deadline),
+            self.video(image, options.use_video, deadline),
         )
         return self.response(audio, video, options)
 

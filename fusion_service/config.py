@@ -30,6 +30,13 @@ class Settings:
     metrics_port: int = 9464
     worker_threads: int = 2
     shutdown_grace_s: float = 5.0
+    model_retries: int = 2
+    model_retry_backoff_s: float = 0.05
+    model_breaker_failures: int = 5
+    model_breaker_open_s: float = 5.0
+    max_streams_per_client: int = 8
+    auth_tokens_file: str = ""
+    auth_tokens: str = ""
     tls_cert_file: str = ""
     tls_key_file: str = ""
     tls_client_ca_file: str = ""
@@ -56,7 +63,17 @@ _HELP = {
     "model_check_interval_s": "how often the model servers' status is re-checked for health",
     "metrics_port": "HTTP port of the Prometheus /metrics endpoint (0 turns it off)",
     "worker_threads": "threads for feature extraction and face detection",
-    "shutdown_grace_s": "seconds running calls get to finish on SIGTERM",
+    "shutdown_grace_s": "seconds running calls get to finish on SIGTERM; streams get a final message first",
+    "model_retries": "retries of a model-server call that failed with UNAVAILABLE (jittered exponential back-off, "
+    "within the caller's deadline)",
+    "model_retry_backoff_s": "back-off before the first retry; doubles with each further retry",
+    "model_breaker_failures": "failed calls in a row after which a model server is skipped (circuit breaker)",
+    "model_breaker_open_s": "how long a failing model server is skipped before one trial call",
+    "max_streams_per_client": "streams one client may have open at once (client: its token with authentication, "
+    "else its IP address; 0: no limit)",
+    "auth_tokens_file": "file of accepted bearer tokens, one per line: calls must carry `authorization: Bearer TOKEN`",
+    "auth_tokens": "accepted bearer tokens, comma-separated (set it in the environment: a flag shows in the process "
+    "list); with --auth-tokens-file or alone, turns authentication on",
     "tls_cert_file": "PEM certificate chain: serve TLS instead of plaintext (with --tls-key-file)",
     "tls_key_file": "PEM private key of --tls-cert-file",
     "tls_client_ca_file": "PEM CA bundle: require client certificates signed by it (mutual TLS)",
@@ -107,9 +124,21 @@ def validate(settings: Settings) -> list[str]:
         problems.append("fusion weights must be >= 0")
     if settings.audio_weight + settings.video_weight <= 0:
         problems.append("at least one fusion weight must be > 0")
-    for name in ("predict_timeout_s", "max_audio_seconds", "stream_result_rate_hz", "model_check_interval_s"):
-        if getattr(settings, name) <= 0:
+    for name in (
+        "predict_timeout_s", "max_audio_seconds", "stream_result_rate_hz", "model_check_interval_s",
+        "model_retry_backoff_s", "model_breaker_open_s",
+    ):
+        if not getattr(settings, name) > 0:
             problems.append(f"--{name.replace('_', '-')} must be > 0")
+    for name in ("model_retries", "max_streams_per_client", "shutdown_grace_s"):
+        if getattr(settings, name) < 0:
+            problems.append(f"--{name.replace('_', '-')} must be >= 0")
+    if settings.model_breaker_failures < 1:
+        problems.append("--model-breaker-failures must be >= 1")
+    if settings.max_image_pixels < 256:
+        problems.append("--max-image-pixels must be at least 256 (16x16, the smallest image accepted)")
+    if settings.max_message_bytes < 1024:
+        problems.append("--max-message-bytes must be at least 1024")
     if not 0 <= settings.port < 65536:
         problems.append("--port must be in 0..65535 (0: any free port)")
     if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
@@ -120,7 +149,10 @@ def validate(settings: Settings) -> list[str]:
         problems.append("--model-tls-cert-file and --model-tls-key-file go together")
     if settings.model_tls_cert_file and not settings.model_tls_ca_file:
         problems.append("--model-tls-cert-file needs --model-tls-ca-file")
-    for name in ("tls_cert_file", "tls_key_file", "tls_client_ca_file", "model_tls_ca_file", "model_tls_cert_file", "model_tls_key_file"):
+    for name in (
+        "tls_cert_file", "tls_key_file", "tls_client_ca_file", "model_tls_ca_file", "model_tls_cert_file",
+        "model_tls_key_file", "auth_tokens_file",
+    ):
         path = getattr(settings, name)
         if path and not os.path.isfile(path):
             problems.append(f"--{name.replace('_', '-')} {path}: no such file")

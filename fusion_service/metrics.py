@@ -23,6 +23,10 @@ ACTIVE_STREAMS = Gauge("fusion_active_streams", "Live streams currently open.")
 DROPPED_FRAMES = Counter("fusion_dropped_frames_total", "Frames replaced by a newer one before they were analysed.")
 RPC_ERRORS = Counter("fusion_rpc_errors_total", "Calls that ended with an error, by method and status code.", ["method", "code"])
 MODEL_READY = Gauge("fusion_model_ready", "1 when the model server answers with the expected model.", ["model"])
+MODEL_RETRIES = Counter("fusion_model_retries_total", "Model-server calls retried after UNAVAILABLE.", ["model"])
+MODEL_BREAKER_OPEN = Gauge(
+    "fusion_model_breaker_open", "1 while a failing model server is skipped (circuit breaker open).", ["model"]
+)
 
 
 @contextmanager

@@ -6,13 +6,17 @@ tell the two servers apart and needs no TensorFlow.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 import grpc
 import numpy as np
 
 from fusion_service.labels import LABELS
+from fusion_service.metrics import MODEL_BREAKER_OPEN, MODEL_RETRIES
+from fusion_service.resilience import CircuitBreaker, RetryPolicy
 from fusion_service.tensors import to_ndarray, to_tensor_proto
 from protos.tfserving import (
     get_model_metadata_pb2,
@@ -27,6 +31,8 @@ from protos.tfserving import (
 log = logging.getLogger(__name__)
 
 _AVAILABLE = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+# An attempt (first or retry) is only worth starting with at least this much of the caller's deadline left.
+_MIN_ATTEMPT_S = 0.01
 
 
 @dataclass(frozen=True)
@@ -45,9 +51,11 @@ class ModelContract:
 class ModelError(Exception):
     """The model server failed, timed out, or serves a model that does not fit the contract."""
 
-    def __init__(self, message: str, code: grpc.StatusCode | None = None):
+    def __init__(self, message: str, code: grpc.StatusCode | None = None, counts_against_server: bool = True):
         super().__init__(message)
         self.code = code
+        # False when the failure is the caller's doing (its deadline), not a sign of a failing server.
+        self.counts_against_server = counts_against_server
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,12 @@ class ModelHealth:
 
 
 class ModelClient:
-    """One long-lived channel to one model; every call carries a deadline."""
+    """One long-lived channel to one model; every call carries a deadline.
+
+    Predict calls that fail with UNAVAILABLE are retried (RetryPolicy) within the caller's deadline;
+    after repeated failures the circuit breaker makes calls fail at once for a while, so a dead server
+    costs each request nothing instead of a timeout.
+    """
 
     def __init__(
         self,
@@ -72,15 +85,23 @@ class ModelClient:
         contract: ModelContract,
         timeout_s: float,
         credentials: grpc.ChannelCredentials | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        breaker: CircuitBreaker | None = None,
     ):
         self.target = target
         self.contract = contract
         self.timeout_s = timeout_s
+        self.retry = retry
+        self.breaker = breaker or CircuitBreaker(failure_threshold=5, open_s=5.0)
         options = [
             # With a dns:/// target naming a headless Service, spread calls over every model-server pod.
             ("grpc.lb_policy_name", "round_robin"),
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
             ("grpc.keepalive_time_ms", 30_000),
+            # gRPC's reconnect back-off grows to 120 s by default: a server back after a long outage
+            # would stay unused that long. Keep trying every few seconds instead.
+            ("grpc.initial_reconnect_backoff_ms", 500),
+            ("grpc.max_reconnect_backoff_ms", 3_000),
         ]
         if credentials is None:
             self._channel = grpc.aio.insecure_channel(target, options=options)
@@ -92,23 +113,81 @@ class ModelClient:
     def _spec(self) -> model_pb2.ModelSpec:
         return model_pb2.ModelSpec(name=self.contract.name, signature_name=self.contract.signature_name)
 
-    async def predict(self, batch: np.ndarray) -> Prediction:
-        """Scores for a batch of model inputs, shape [n, *contract.input_shape]."""
+    async def predict(self, batch: np.ndarray, deadline: float | None = None) -> Prediction:
+        """Scores for a batch of model inputs, shape [n, *contract.input_shape].
+
+        `deadline` (time.monotonic()) is the caller's: no attempt or retry runs past it.
+        """
+        if not self.breaker.try_acquire():
+            raise ModelError(
+                f"model {self.contract.name!r} at {self.target} is skipped for {self.breaker.retry_in_s():.1f} s "
+                f"after {self.breaker.failures} failed calls in a row",
+                code=grpc.StatusCode.UNAVAILABLE,
+            )
+        try:
+            prediction = await self._predict_with_retries(batch, deadline)
+        except ModelError as error:
+            if error.counts_against_server:
+                self.breaker.failure()
+            else:
+                self.breaker.release()
+            raise
+        except BaseException:  # cancelled: says nothing about the server
+            self.breaker.release()
+            raise
+        else:
+            self.breaker.success()
+            return prediction
+        finally:
+            MODEL_BREAKER_OPEN.labels(self.contract.name).set(1 if self.breaker.is_open else 0)
+
+    async def _predict_with_retries(self, batch: np.ndarray, deadline: float | None) -> Prediction:
         c = self.contract
         request = predict_pb2.PredictRequest(
             model_spec=self._spec(),
             inputs={c.input_key: to_tensor_proto(np.asarray(batch, dtype=np.float32))},
             output_filter=[c.output_key],
         )
-        response = await self._call(self._predict.Predict, request, "Predict")
+        retry = 0
+        while True:
+            timeout = self.timeout_s if deadline is None else min(self.timeout_s, deadline - time.monotonic())
+            if timeout < _MIN_ATTEMPT_S:
+                raise ModelError(
+                    f"Predict on model {c.name!r} at {self.target}: the caller's deadline left no time for it",
+                    code=grpc.StatusCode.DEADLINE_EXCEEDED,
+                    counts_against_server=False,
+                )
+            try:
+                response = await self._call(self._predict.Predict, request, "Predict", timeout)
+                break
+            except ModelError as error:
+                if error.code == grpc.StatusCode.DEADLINE_EXCEEDED and timeout < self.timeout_s:
+                    error.counts_against_server = False  # the caller's deadline was short, not the server slow
+                if error.code != grpc.StatusCode.UNAVAILABLE or retry >= self.retry.retries:
+                    raise
+                pause = self.retry.backoff_s(retry)
+                if deadline is not None and time.monotonic() + pause + _MIN_ATTEMPT_S > deadline:
+                    raise
+                retry += 1
+                MODEL_RETRIES.labels(c.name).inc()
+                await asyncio.sleep(pause)
+        return self._probabilities(response, len(batch))
+
+    def _probabilities(self, response: predict_pb2.PredictResponse, batch_size: int) -> Prediction:
+        c = self.contract
         if c.output_key not in response.outputs:
             raise ModelError(f"model {c.name!r} at {self.target} returned no {c.output_key!r} output")
-        probabilities = to_ndarray(response.outputs[c.output_key]).astype(np.float32)
-        expected = (len(batch), len(c.labels))
+        try:
+            probabilities = to_ndarray(response.outputs[c.output_key]).astype(np.float32)
+        except (TypeError, ValueError) as error:
+            raise ModelError(f"model {c.name!r} at {self.target} returned an unreadable {c.output_key}: {error}") from None
+        expected = (batch_size, len(c.labels))
         if probabilities.shape != expected:
             raise ModelError(
                 f"model {c.name!r} at {self.target} returned {c.output_key} of shape {probabilities.shape}, expected {expected}"
             )
+        if not np.isfinite(probabilities).all():
+            raise ModelError(f"model {c.name!r} at {self.target} returned NaN or infinite {c.output_key}")
         return Prediction(probabilities=probabilities, version=response.model_spec.version.value)
 
     async def check(self) -> ModelHealth:
@@ -157,13 +236,18 @@ class ModelClient:
             output_filter=[c.labels_key],
         )
         response = await self._call(self._predict.Predict, request, "Predict")
-        labels = tuple(to_ndarray(response.outputs[c.labels_key]).reshape(-1).tolist())
+        if c.labels_key not in response.outputs:
+            raise ModelError(f"model {c.name!r} at {self.target} returned no {c.labels_key!r} output")
+        try:
+            labels = tuple(to_ndarray(response.outputs[c.labels_key]).reshape(-1).tolist())
+        except (TypeError, ValueError) as error:
+            raise ModelError(f"model {c.name!r} at {self.target} returned unreadable {c.labels_key}: {error}") from None
         if labels != c.labels:
             raise ModelError(f"model {c.name!r} at {self.target} has labels {labels}, expected {c.labels}")
 
-    async def _call(self, method, request, name: str):
+    async def _call(self, method, request, name: str, timeout_s: float | None = None):
         try:
-            return await method(request, timeout=self.timeout_s)
+            return await method(request, timeout=timeout_s or self.timeout_s)
         except grpc.aio.AioRpcError as error:
             raise ModelError(
                 f"{name} on model {self.contract.name!r} at {self.target} failed: {error.code().name}: {error.details()}",

@@ -1,8 +1,15 @@
-"""serve(): the gRPC server with health, reflection, metrics and the model-server watch."""
+"""The assembled service (gRPC server, interceptors, health, reflection, model-server watch) and serve(),
+which runs it until SIGTERM or SIGINT.
+
+Health: NOT_SERVING at start-up until both model servers have answered with the expected models at
+least once; after that NOT_SERVING only while neither can answer (one alone still gives answers), and
+for good once shutdown begins.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
@@ -13,36 +20,55 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from fusion_service.analysis import Analyzer, audio_contract, video_contract
+from fusion_service.auth import TokenAuthInterceptor, TokenError, load_tokens
 from fusion_service.config import Settings
+from fusion_service.limits import StreamLimiter, client_identity
 from fusion_service.metrics import MODEL_READY
-from fusion_service.model_client import ModelClient
+from fusion_service.model_client import ModelClient, ModelContract
+from fusion_service.resilience import CircuitBreaker, RetryPolicy
 from fusion_service.servicer import EmotionFusionServicer
+from fusion_service.wire import UndecodableRequestInterceptor
 from protos.emotion.v1 import emotion_pb2, emotion_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = emotion_pb2.DESCRIPTOR.services_by_name["EmotionFusion"].full_name
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def serving_status(ever_ready: set[str], ready_now: dict[str, bool]) -> int:
+    """SERVING once every model has been ready at least once, and while at least one is ready now."""
+    if not set(ready_now) <= ever_ready:
+        return NOT_SERVING
+    return SERVING if any(ready_now.values()) else NOT_SERVING
 
 
 async def watch_models(clients: list[ModelClient], health_servicer: health.aio.HealthServicer, interval_s: float) -> None:
-    """Keep health in step with the model servers: SERVING only while both answer with the expected models."""
+    """Keep health in step with the model servers (see serving_status), logging each change."""
     last: dict[str, str] = {}
+    ever_ready: set[str] = set()
     while True:
         states = await asyncio.gather(*(c.check() for c in clients))
         for client, state in zip(clients, states):
             MODEL_READY.labels(client.contract.name).set(1 if state.ready else 0)
+            if state.ready:
+                ever_ready.add(client.contract.name)
             summary = f"ready, version {state.version}" if state.ready else f"not ready: {state.reason}"
             if last.get(client.contract.name) != summary:
                 log.log(logging.INFO if state.ready else logging.WARNING, "model %r at %s %s", client.contract.name, client.target, summary)
                 last[client.contract.name] = summary
-        status = health_pb2.HealthCheckResponse.SERVING if all(s.ready for s in states) else health_pb2.HealthCheckResponse.NOT_SERVING
+        status = serving_status(ever_ready, {c.contract.name: s.ready for c, s in zip(clients, states)})
         for name in ("", SERVICE_NAME):
             await health_servicer.set(name, status)
         await asyncio.sleep(interval_s)
 
 
 def _read(path: str) -> bytes | None:
-    return open(path, "rb").read() if path else None
+    if not path:
+        return None
+    with open(path, "rb") as file:
+        return file.read()
 
 
 def model_credentials(settings: Settings) -> grpc.ChannelCredentials | None:
@@ -67,57 +93,97 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     )
 
 
-async def serve(settings: Settings) -> None:
-    executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="fusion-cpu")
-    credentials = model_credentials(settings)
-    audio_client = ModelClient(
-        settings.audio_model_target, audio_contract(settings.audio_model_name), settings.predict_timeout_s, credentials
-    )
-    video_client = ModelClient(
-        settings.video_model_target, video_contract(settings.video_model_name), settings.predict_timeout_s, credentials
-    )
-    analyzer = Analyzer(audio_client, video_client, executor, settings.max_audio_seconds)
+class FusionService:
+    """Everything serve() runs, with start() and stop() of its own so that tests can run it in-process."""
 
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.max_send_message_length", settings.max_message_bytes),
-        ]
-    )
-    emotion_pb2_grpc.add_EmotionFusionServicer_to_server(EmotionFusionServicer(analyzer, settings), server)
-    health_servicer = health.aio.HealthServicer()
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
-    )
-    address = f"{settings.host}:{settings.port}"
-    tls = server_credentials(settings)
-    port = server.add_secure_port(address, tls) if tls else server.add_insecure_port(address)
-    if port == 0:
-        raise SystemExit(f"could not listen on {settings.host}:{settings.port}: is the port in use? Choose another with --port.")
-    await server.start()
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.port = 0
+        self._executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="fusion-cpu")
+        self.audio_client = self._model_client(settings.audio_model_target, audio_contract(settings.audio_model_name))
+        self.video_client = self._model_client(settings.video_model_target, video_contract(settings.video_model_name))
+        analyzer = Analyzer(self.audio_client, self.video_client, self._executor, settings.max_audio_seconds)
+
+        try:
+            tokens = load_tokens(settings.auth_tokens_file, settings.auth_tokens)
+        except TokenError as error:
+            raise SystemExit(f"authentication: {error}") from None
+        interceptors: list[grpc.aio.ServerInterceptor] = [TokenAuthInterceptor(tokens)] if tokens else []
+        interceptors.append(UndecodableRequestInterceptor())
+        self.authenticating = bool(tokens)
+        self._server = grpc.aio.server(
+            interceptors=interceptors,
+            options=[
+                ("grpc.max_receive_message_length", settings.max_message_bytes),
+                ("grpc.max_send_message_length", settings.max_message_bytes),
+            ],
+        )
+        self.servicer = EmotionFusionServicer(
+            analyzer, settings, StreamLimiter(settings.max_streams_per_client),
+            functools.partial(client_identity, by_token=self.authenticating),
+        )
+        emotion_pb2_grpc.add_EmotionFusionServicer_to_server(self.servicer, self._server)
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), self._server
+        )
+        self._watcher: asyncio.Task | None = None
+
+    def _model_client(self, target: str, contract: ModelContract) -> ModelClient:
+        s = self.settings
+        return ModelClient(
+            target, contract, s.predict_timeout_s, model_credentials(s),
+            retry=RetryPolicy(retries=s.model_retries, initial_backoff_s=s.model_retry_backoff_s),
+            breaker=CircuitBreaker(s.model_breaker_failures, s.model_breaker_open_s),
+        )
+
+    async def start(self) -> int:
+        """Listen, and start watching the model servers; returns the port."""
+        s = self.settings
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, NOT_SERVING)
+        address = f"{s.host}:{s.port}"
+        tls = server_credentials(s)
+        try:
+            self.port = self._server.add_secure_port(address, tls) if tls else self._server.add_insecure_port(address)
+        except RuntimeError:
+            self.port = 0
+        if self.port == 0:
+            raise SystemExit(f"could not listen on {address}: is the port in use? Choose another with --port.")
+        await self._server.start()
+        log.info(
+            "fusion service listening on %s:%d (%s%s; audio model at %s, video model at %s)",
+            s.host, self.port, ("mutual TLS" if s.tls_client_ca_file else "TLS") if tls else "plaintext",
+            ", bearer tokens required" if self.authenticating else "", s.audio_model_target, s.video_model_target,
+        )
+        self._watcher = asyncio.create_task(
+            watch_models([self.audio_client, self.video_client], self.health, s.model_check_interval_s)
+        )
+        return self.port
+
+    async def stop(self) -> None:
+        """Health NOT_SERVING, streams sent a final message, new calls refused; running calls get the grace period."""
+        log.info("shutting down: refusing new calls, %.1f s grace for running ones", self.settings.shutdown_grace_s)
+        if self._watcher is not None:
+            self._watcher.cancel()
+        await self.health.enter_graceful_shutdown()
+        self.servicer.close_streams()
+        await self._server.stop(self.settings.shutdown_grace_s)
+        await asyncio.gather(self.audio_client.close(), self.video_client.close())
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        log.info("stopped")
+
+
+async def serve(settings: Settings) -> None:
+    service = FusionService(settings)
+    await service.start()
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
         log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
-    log.info(
-        "fusion service listening on %s:%d (%s; audio model at %s, video model at %s)",
-        settings.host, port, ("mutual TLS" if settings.tls_client_ca_file else "TLS") if tls else "plaintext",
-        settings.audio_model_target, settings.video_model_target,
-    )
-    watcher = asyncio.create_task(watch_models([audio_client, video_client], health_servicer, settings.model_check_interval_s))
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-
-    log.info("shutting down: refusing new calls, %.1f s grace for running ones", settings.shutdown_grace_s)
-    watcher.cancel()
-    await health_servicer.enter_graceful_shutdown()
-    await server.stop(settings.shutdown_grace_s)
-    await asyncio.gather(audio_client.close(), video_client.close())
-    executor.shutdown(wait=False, cancel_futures=True)
-    log.info("stopped")
+    await service.stop()

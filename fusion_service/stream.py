@@ -1,7 +1,8 @@
 """One live stream: a sliding audio window, the latest frame, and results at a steady rate.
 
-Frames are kept encoded until a result is due, and only the newest one is analysed: a client
-sending faster than the service can process has its older frames dropped, never queued.
+Frames are checked (format, size) when they arrive but kept encoded until a result is due, and only
+the newest one is analysed: a client sending faster than the service can process has its older frames
+dropped, never queued. When the service shuts down, each stream gets a last message with final=true.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import AsyncIterator
 import numpy as np
 
 from fusion_service.analysis import Analyzer, Options, Outcome, resolve_options
-from fusion_service.decoding import InvalidInput, check_audio_format, decode_image, decode_pcm
+from fusion_service.decoding import InvalidInput, check_audio_format, check_image, decode_image, decode_pcm
 from fusion_service.features.audio import WINDOW_SECONDS
 from fusion_service.metrics import DROPPED_FRAMES, timed
 from protos.emotion.v1 import emotion_pb2 as pb
@@ -44,8 +45,20 @@ class AudioRing:
 
 
 class StreamSession:
-    def __init__(self, analyzer: Analyzer, defaults: Options, default_rate_hz: float, max_pixels: int):
+    def __init__(
+        self,
+        analyzer: Analyzer,
+        defaults: Options,
+        default_rate_hz: float,
+        max_pixels: int,
+        *,
+        closing: asyncio.Event | None = None,
+        deadline: float | None = None,
+    ):
+        """`closing` set: send a final message and end. `deadline` (time.monotonic()): the stream's own."""
         self._analyzer = analyzer
+        self._closing = closing or asyncio.Event()
+        self._deadline = deadline
         self._options = defaults
         self._rate_hz = default_rate_hz
         self._max_pixels = max_pixels
@@ -79,6 +92,7 @@ class StreamSession:
         elif kind == "frame":
             if not request.frame.HasField("image"):
                 raise InvalidInput("frame: image is required")
+            check_image(request.frame.image, max_pixels=self._max_pixels, field="frame.image")
             if self._frame is not None:
                 self._frames_dropped += 1
                 DROPPED_FRAMES.inc()
@@ -104,6 +118,7 @@ class StreamSession:
     async def results(self, requests: AsyncIterator[pb.StreamRequest]) -> AsyncIterator[pb.StreamResponse]:
         """Read requests in the background; yield a result each period in which new input arrived."""
         reader = asyncio.create_task(self._read(requests))
+        closing = asyncio.ensure_future(self._closing.wait())
         waiter: asyncio.Future | None = None
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
@@ -111,23 +126,33 @@ class StreamSession:
             while True:
                 if waiter is None or waiter.done():
                     waiter = asyncio.ensure_future(self._input_arrived.wait())
-                await asyncio.wait([reader, waiter], return_when=asyncio.FIRST_COMPLETED)
-                if reader.done():
-                    reader.result()  # re-raises a malformed-input error
-                    if not self._pending():
-                        return
-                else:
-                    # Never answer faster than the result rate.
-                    delay = next_tick - loop.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
+                await asyncio.wait([reader, waiter, closing], return_when=asyncio.FIRST_COMPLETED)
+                if not closing.done():
+                    if reader.done():
+                        reader.result()  # re-raises a malformed-input error
+                        if not self._pending():
+                            return
+                    else:
+                        # Never answer faster than the result rate.
+                        delay = next_tick - loop.time()
+                        if delay > 0:
+                            await asyncio.wait([closing], timeout=delay)
+                if closing.done():
+                    yield self._final()
+                    return
                 next_tick = max(next_tick + 1.0 / self._rate_hz, loop.time())
                 if self._pending():
                     yield await self._result()
+                else:
+                    self._input_arrived.clear()  # a config alone: nothing to answer, wait for real input
         finally:
-            reader.cancel()
-            if waiter is not None:
-                waiter.cancel()
+            for task in (reader, closing, waiter):
+                if task is not None:
+                    task.cancel()
+            # An exception leaving this frame holds it in its traceback; were the reader task (which holds
+            # that exception) still referenced here, the cycle would keep the session's buffers in memory
+            # until the cyclic garbage collector runs.
+            reader = closing = waiter = None
 
     async def _read(self, requests: AsyncIterator[pb.StreamRequest]) -> None:
         async for request in requests:
@@ -140,23 +165,33 @@ class StreamSession:
         self._input_arrived.clear()
         with timed("total"):
             audio_task = video_task = None
-            if self._new_audio:
-                self._new_audio = False
-                audio_task = self._analyzer.audio(self._audio.window(), self._sample_rate, self._options.use_audio)
             if self._frame is not None:
                 frame, self._frame = self._frame, None
                 self._last_sequence = frame.sequence
                 with timed("decode"):
                     image = decode_image(frame.image, max_pixels=self._max_pixels, field="frame.image")
-                video_task = self._analyzer.video(image, self._options.use_video)
+                video_task = self._analyzer.video(image, self._options.use_video, self._deadline)
+            if self._new_audio:
+                self._new_audio = False
+                audio_task = self._analyzer.audio(
+                    self._audio.window(), self._sample_rate, self._options.use_audio, self._deadline
+                )
             outcomes = await asyncio.gather(*(t for t in (audio_task, video_task) if t is not None))
             if audio_task is not None:
                 self._audio_outcome = outcomes.pop(0)
             if video_task is not None:
                 self._video_outcome = outcomes.pop(0)
-            result = self._analyzer.response(self._audio_outcome, self._video_outcome, self._options)
+            return self._response()
+
+    def _final(self) -> pb.StreamResponse:
+        """The last message of a stream the service closes: the latest outcomes, marked final."""
+        response = self._response()
+        response.final = True
+        return response
+
+    def _response(self) -> pb.StreamResponse:
         return pb.StreamResponse(
-            result=result,
+            result=self._analyzer.response(self._audio_outcome, self._video_outcome, self._options),
             frame_sequence=self._last_sequence,
             audio_end_seconds=self._audio.total / self._sample_rate,
             frames_dropped=self._frames_dropped,

@@ -14,6 +14,7 @@ import sys
 from model_server.config import ConfigError, read_model_config_file, single_model_config
 from model_server.loader import configure_threads
 from model_server.server import ServerOptions, StartupError, serve
+from model_server.tls import read_ssl_config_file
 
 log = logging.getLogger("model_server")
 
@@ -57,6 +58,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--enable_model_warmup", type=_flag_bool, nargs="?", const=True, default=True,
         help="replay assets.extra/tf_serving_warmup_requests when a version loads",
     )
+    parser.add_argument(
+        "--ssl_config_file", default="",
+        help="text-format SSLConfig (server_key, server_cert, custom_ca, client_verify): serve gRPC over TLS",
+    )
     parser.add_argument("--grpc_max_threads", type=int, default=4 * (os.cpu_count() or 1),
                         help="most requests handled at once")
     return parser.parse_args(argv)
@@ -76,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             models = single_model_config(args.model_name, args.model_base_path)
         else:
             raise ConfigError("Both server_options.model_base_path and server_options.model_config_file are empty!")
+        credentials = read_ssl_config_file(args.ssl_config_file) if args.ssl_config_file else None
         configure_threads(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism)
         serve(ServerOptions(
             port=args.port,
@@ -83,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
             enable_model_warmup=args.enable_model_warmup,
             grpc_max_threads=args.grpc_max_threads,
+            credentials=credentials,
         ))
     except (ConfigError, StartupError) as error:
         print(f"Failed to start server. Error: {error}", file=sys.stderr)

@@ -42,6 +42,7 @@ class ServerOptions:
     file_system_poll_wait_seconds: float = 1.0
     enable_model_warmup: bool = True
     grpc_max_threads: int = 8
+    credentials: grpc.ServerCredentials | None = None  # TLS (--ssl_config_file); None: plaintext
 
 
 def serve(options: ServerOptions, stopped: threading.Event | None = None) -> None:
@@ -78,9 +79,12 @@ def _start_grpc(manager: ModelManager, options: ServerOptions) -> grpc.Server:
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), server)
     address = f"0.0.0.0:{options.port}"
     try:
-        server.add_insecure_port(address)
+        if options.credentials is None:
+            server.add_insecure_port(address)
+        else:
+            server.add_secure_port(address, options.credentials)
     except RuntimeError as error:
         raise StartupError(f"Failed to BuildAndStart gRPC server: cannot listen on {address} ({error})") from None
     server.start()
-    log.info("Running gRPC ModelServer at %s ...", address)
+    log.info("Running gRPC ModelServer at %s%s ...", address, "" if options.credentials is None else " (TLS)")
     return server

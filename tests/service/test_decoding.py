@@ -1,8 +1,11 @@
+import struct
+import zlib
+
 import cv2
 import numpy as np
 import pytest
 
-from fusion_service.decoding import InvalidInput, decode_audio, decode_image, decode_pcm
+from fusion_service.decoding import InvalidInput, decode_audio, decode_image, decode_pcm, encoded_image_size
 from protos.emotion.v1 import emotion_pb2 as pb
 
 
@@ -44,6 +47,44 @@ def _png(image: np.ndarray) -> bytes:
     return cv2.imencode(".png", image)[1].tobytes()
 
 
+def _jpeg(image: np.ndarray, progressive: bool = False) -> bytes:
+    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)])[1].tobytes()
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares its size and holds no pixels: what a decompression bomb looks like up front."""
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+
+
+def _jpeg_header(width: int, height: int) -> bytes:
+    """Start of image, a JFIF segment, and a baseline frame header declaring the size."""
+    jfif = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    frame = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
+    return b"\xff\xd8" + jfif + frame
+
+
+@pytest.mark.parametrize("encode", [_png, _jpeg, lambda image: _jpeg(image, progressive=True)])
+def test_image_size_is_read_from_the_header(encode):
+    assert encoded_image_size(encode(np.zeros((40, 70), dtype=np.uint8))) == (70, 40)
+
+
+@pytest.mark.parametrize("header", [_png_header(20_000, 20_000), _jpeg_header(20_000, 20_000)])
+def test_huge_image_is_refused_from_its_header_without_decoding(header, monkeypatch):
+    def must_not_decode(*args):
+        raise AssertionError("decoded an image whose header already said it is too large")
+
+    monkeypatch.setattr(cv2, "imdecode", must_not_decode)
+    with pytest.raises(InvalidInput, match="20000x20000 has more than the 1000000 pixels accepted"):
+        decode_image(pb.Image(encoded=header), max_pixels=1_000_000)
+
+
+@pytest.mark.parametrize("header", [_png_header(1, 1), _jpeg_header(1, 1), _jpeg_header(64, 0)])
+def test_tiny_image_is_refused_from_its_header(header):
+    with pytest.raises(InvalidInput, match="too small; each side must be at least 16"):
+        decode_image(pb.Image(encoded=header), max_pixels=1_000_000)
+
+
 def test_encoded_colour_image_decodes_to_gray():
     image = np.zeros((40, 60, 3), dtype=np.uint8)
     image[:, :, 2] = 255
@@ -66,7 +107,13 @@ def test_raw_frames_keep_their_layout():
     [
         (pb.Image(), "either encoded"),
         (pb.Image(encoded=b""), "empty"),
-        (pb.Image(encoded=b"not an image at all"), "could not decode"),
+        (pb.Image(encoded=b"not an image at all"), "neither JPEG nor PNG"),
+        (pb.Image(encoded=_png(np.zeros((40, 40), dtype=np.uint8))[:20]), "IHDR"),
+        (pb.Image(encoded=_png(np.zeros((40, 40), dtype=np.uint8))[:60]), "could not decode"),
+        (pb.Image(encoded=_jpeg(np.zeros((40, 40), dtype=np.uint8))[:40]), "frame header"),
+        (pb.Image(encoded=cv2.imencode(".bmp", np.zeros((40, 40), dtype=np.uint8))[1].tobytes()), "neither JPEG nor PNG"),
+        (pb.Image(raw=pb.RawFrame(width=30, height=20, format=7, data=b"\x00" * 600)), "got 7"),
+        (pb.Image(raw=pb.RawFrame(width=30, height=0, format=pb.GRAY8)), "too small"),
         (pb.Image(raw=pb.RawFrame(width=30, height=20, format=pb.BGR8, data=b"\x00" * 10)), "needs 1800 bytes"),
         (pb.Image(raw=pb.RawFrame(width=30, height=20, data=b"\x00" * 600)), "format"),
         (pb.Image(raw=pb.RawFrame(width=4000, height=4000, format=pb.GRAY8)), "pixels accepted"),

@@ -22,11 +22,11 @@ class FakeAnalyzer:
         self.images = 0
         self.delay_s = delay_s
 
-    async def audio(self, samples, sample_rate, enabled=True):
+    async def audio(self, samples, sample_rate, enabled=True, deadline=None):
         self.audio_windows.append(samples)
         return Outcome(pb.USED, probabilities=np.full(7, 1 / 7, dtype=np.float32), version=1)
 
-    async def video(self, image, enabled=True):
+    async def video(self, image, enabled=True, deadline=None):
         self.images += 1
         await asyncio.sleep(self.delay_s)
         return Outcome(pb.USED, probabilities=np.eye(7, dtype=np.float32)[3], version=1)
@@ -35,8 +35,10 @@ class FakeAnalyzer:
         return pb.FuseResponse(audio=pb.ModalityResult(status=audio.status), video=pb.ModalityResult(status=video.status))
 
 
-def session(analyzer, rate_hz=50.0):
-    return StreamSession(analyzer, Options(audio_weight=0.3, video_weight=0.7), rate_hz, max_pixels=1_000_000)
+def session(analyzer, rate_hz=50.0, closing=None):
+    return StreamSession(
+        analyzer, Options(audio_weight=0.3, video_weight=0.7), rate_hz, max_pixels=1_000_000, closing=closing
+    )
 
 
 async def feed(messages, pause_s=0.0):
@@ -111,6 +113,37 @@ def test_malformed_messages_end_the_stream_with_a_clear_error():
         asyncio.run(collect(session(FakeAnalyzer()), [pb.StreamRequest(audio=pb.AudioChunk(data=b"\x00"))]))
     with pytest.raises(InvalidInput, match="sample_rate_hz"):
         asyncio.run(collect(session(FakeAnalyzer()), [pb.StreamRequest(config=pb.StreamConfig(audio_sample_rate_hz=5))]))
-    with pytest.raises(InvalidInput, match="could not decode"):
+    with pytest.raises(InvalidInput, match="neither JPEG nor PNG"):
         bad = pb.StreamRequest(frame=pb.Frame(image=pb.Image(encoded=b"junk"), sequence=1))
         asyncio.run(collect(session(FakeAnalyzer()), [bad]))
+
+
+def test_a_bad_frame_is_refused_on_arrival_even_when_a_newer_one_would_replace_it():
+    bad = pb.StreamRequest(frame=pb.Frame(image=pb.Image(encoded=PNG[:20]), sequence=1))
+    analyzer = FakeAnalyzer()
+    with pytest.raises(InvalidInput, match="frame.image: PNG without an IHDR header"):
+        asyncio.run(collect(session(analyzer, rate_hz=1), [frame(1), bad, frame(3)]))
+
+
+def test_closing_sends_one_final_message_with_the_latest_outcomes_and_ends_the_stream():
+    async def run():
+        closing = asyncio.Event()
+        responses = []
+
+        async def endless_input():
+            sequence = 0
+            while True:
+                sequence += 1
+                yield frame(sequence)
+                await asyncio.sleep(0.01)
+
+        async for response in session(FakeAnalyzer(), rate_hz=20, closing=closing).results(endless_input()):
+            responses.append(response)
+            if len(responses) == 3:
+                closing.set()
+        return responses
+
+    responses = asyncio.run(run())
+    assert [r.final for r in responses] == [False, False, False, True]
+    assert responses[-1].result.video.status == pb.USED
+    assert responses[-1].frame_sequence == responses[-2].frame_sequence
