@@ -62,7 +62,8 @@ run: env env-ml protos
 
 test: env env-ml protos $(NODE_CLIENT)/node_modules/.installed $(DEPLOY_TOOLS)
 	$(VENV)/bin/python -m pytest -m "not ml" $(PYTEST_ARGS)
-	$(VENV_ML)/bin/python -m pytest -m ml $(PYTEST_ARGS)
+	# TensorFlow tests only: the vendored TF Serving protos cannot share a process with TensorFlow.
+	$(VENV_ML)/bin/python -m pytest -m ml tests/model_server tests/training $(PYTEST_ARGS)
 
 BENCH_ARGS ?=
 bench: env env-ml protos

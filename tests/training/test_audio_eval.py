@@ -10,7 +10,7 @@ import soundfile
 
 pytestmark = pytest.mark.ml
 
-keras = pytest.importorskip("keras")
+import keras
 
 from fusion_service.features.audio import N_FEATURES, N_FRAMES  # noqa: E402
 from fusion_service.labels import LABELS  # noqa: E402

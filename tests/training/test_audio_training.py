@@ -7,7 +7,7 @@ import pytest
 
 pytestmark = pytest.mark.ml
 
-pytest.importorskip("keras")
+import keras  # noqa: F401  (the module needs the TensorFlow environment)
 
 from fusion_service.labels import LABELS  # noqa: E402
 from training.audio_dataset import WindowSet  # noqa: E402

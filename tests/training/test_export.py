@@ -5,8 +5,8 @@ import pytest
 
 pytestmark = pytest.mark.ml
 
-tf = pytest.importorskip("tensorflow")
-keras = pytest.importorskip("keras")
+import tensorflow as tf
+import keras
 
 from tensorflow_serving.apis import prediction_log_pb2  # noqa: E402
 

@@ -7,7 +7,7 @@ import pytest
 
 pytestmark = pytest.mark.ml
 
-tf = pytest.importorskip("tensorflow")
+import tensorflow as tf
 
 from training.face_dataset import augmenter, class_weights, stratified_holdout, subject_holdout, training_dataset  # noqa: E402
 

@@ -10,7 +10,7 @@ import pytest
 
 pytestmark = pytest.mark.ml
 
-tf = pytest.importorskip("tensorflow")
+import tensorflow as tf
 
 import training.train_video as train_video  # noqa: E402
 from fusion_service.labels import LABELS  # noqa: E402
