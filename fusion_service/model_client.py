@@ -99,9 +99,10 @@ class ModelClient:
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
             ("grpc.keepalive_time_ms", 30_000),
             # gRPC's reconnect back-off grows to 120 s by default: a server back after a long outage
-            # would stay unused that long. Keep trying every few seconds instead.
-            ("grpc.initial_reconnect_backoff_ms", 500),
-            ("grpc.max_reconnect_backoff_ms", 3_000),
+            # would stay unused that long. Keep trying every second instead (a refused connect costs
+            # next to nothing), starting fast so a model server that is still loading is found soon.
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 1_000),
         ]
         if credentials is None:
             self._channel = grpc.aio.insecure_channel(target, options=options)

@@ -37,6 +37,9 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
+UNREADY_CHECK_INTERVAL_S = 0.2
+
+
 def serving_status(ever_ready: set[str], ready_now: dict[str, bool]) -> int:
     """SERVING once every model has been ready at least once, and while at least one is ready now."""
     if not set(ready_now) <= ever_ready:
@@ -61,7 +64,9 @@ async def watch_models(clients: list[ModelClient], health_servicer: health.aio.H
         status = serving_status(ever_ready, {c.contract.name: s.ready for c, s in zip(clients, states)})
         for name in ("", SERVICE_NAME):
             await health_servicer.set(name, status)
-        await asyncio.sleep(interval_s)
+        # While a model is missing (start-up, outage), look again soon: readiness should not wait a full interval.
+        all_ready = all(state.ready for state in states)
+        await asyncio.sleep(interval_s if all_ready else min(interval_s, UNREADY_CHECK_INTERVAL_S))
 
 
 def _read(path: str) -> bytes | None:
