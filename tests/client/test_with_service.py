@@ -26,15 +26,7 @@ from capture_client.view import CANVAS, bar_rect
 from capture_client.window import Window
 from fusion_service.labels import LABELS
 from protos.emotion.v1 import emotion_pb2 as pb
-from scripts.local_stack import ROOT, LocalStack, free_port
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    logs = tmp_path_factory.mktemp("logs")
-    with LocalStack(audio_port=free_port(), video_port=free_port(), fusion_port=free_port(), log_dir=logs) as running:
-        running.wait_serving(timeout_s=120)
-        yield running
+from scripts.local_stack import ROOT
 
 
 def record_results(session: LiveSession) -> list[pb.StreamResponse]:

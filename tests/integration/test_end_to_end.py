@@ -18,16 +18,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from fusion_service.labels import LABELS
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1 import emotion_pb2_grpc
-from scripts.local_stack import ROOT, LocalStack, free_port
+from scripts.local_stack import ROOT
 from tests.media import face_photo, no_face_photo, pcm16, speech
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    logs = tmp_path_factory.mktemp("logs")
-    with LocalStack(audio_port=free_port(), video_port=free_port(), fusion_port=free_port(), log_dir=logs) as running:
-        running.wait_serving(timeout_s=120)
-        yield running
 
 
 @pytest.fixture(scope="module")

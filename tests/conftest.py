@@ -1,0 +1,18 @@
+"""Fixtures shared across test folders."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from scripts.local_stack import LocalStack, free_port
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[LocalStack]:
+    """The whole system on free loopback ports with the committed models, SERVING; one per test module."""
+    logs = tmp_path_factory.mktemp("logs")
+    with LocalStack(audio_port=free_port(), video_port=free_port(), fusion_port=free_port(), log_dir=logs) as running:
+        running.wait_serving(timeout_s=120)
+        yield running
