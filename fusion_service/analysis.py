@@ -88,9 +88,14 @@ class Analyzer:
         self._speech = SpeechDetector()
         self._faces = FacePipeline()
 
-    async def _in_pool(self, function, *args, **kwargs):
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: function(*args, **kwargs))
+    async def _in_pool(self, stage: str, function, *args, **kwargs):
+        """Run CPU work in the pool, timing the work itself: waiting for a thread is not the stage's cost."""
+
+        def work():
+            with timed(stage):
+                return function(*args, **kwargs)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
 
     async def audio(
         self, samples: np.ndarray | None, sample_rate: int, enabled: bool = True, deadline: float | None = None
@@ -99,11 +104,10 @@ class Analyzer:
             return Outcome(pb.DISABLED, "left out by options.modalities")
         if samples is None:
             return Outcome(pb.ABSENT, "the request carried no audio")
-        with timed("features"):
-            prepared = await self._in_pool(
-                prepare_audio, samples, sample_rate,
-                extractor=self._extractor, detector=self._speech, max_seconds=self.max_audio_seconds,
-            )
+        prepared = await self._in_pool(
+            "features", prepare_audio, samples, sample_rate,
+            extractor=self._extractor, detector=self._speech, max_seconds=self.max_audio_seconds,
+        )
         if prepared.speech_windows == 0:
             return Outcome(pb.NO_SPEECH, f"no speech found in {prepared.windows} audio window(s)")
         try:
@@ -118,8 +122,7 @@ class Analyzer:
             return Outcome(pb.DISABLED, "left out by options.modalities")
         if image is None:
             return Outcome(pb.ABSENT, "the request carried no image")
-        with timed("face"):
-            boxes, crops = await self._in_pool(self._faces.faces, image)
+        boxes, crops = await self._in_pool("face", self._faces.faces, image)
         if not boxes:
             return Outcome(pb.NO_FACE, "no face found in the image")
         try:
