@@ -165,16 +165,18 @@ def build_windows(
     cache_dir: Path | None = None,
 ) -> WindowSet:
     """Windows of every clip and of augmented_copies degraded versions of it; cached under cache_dir."""
+    extractor, detector = AudioFeatureExtractor(), SpeechDetector()
     cache = None
     if cache_dir is not None:
-        key = json.dumps([[str(r.path) for r in records], augmented_copies, asdict(config), seed])
+        # The detector's settings choose which windows exist: a change to them must not reuse old windows.
+        key = json.dumps([[str(r.path) for r in records], augmented_copies, asdict(config), seed,
+                          detector.settings()])
         cache = Path(cache_dir) / f"audio_windows_{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
         if cache.exists():
             log.info("windows from cache %s", cache)
             with np.load(cache) as stored:
                 return WindowSet(**{name: stored[name] for name in stored.files})
 
-    extractor, detector = AudioFeatureExtractor(), SpeechDetector()
     clips = [read_audio(record.path) for record in records]
     voices: dict[str, list[np.ndarray]] = {}
     for record, clip in zip(records, clips):

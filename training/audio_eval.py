@@ -110,6 +110,7 @@ def write_validation_report(
             print(f"noise {kind} {snr} dB: UAR {view['uar']:.3f}  four-class accuracy "
                   f"{view['seed4']['accuracy']:.3f}", flush=True)
 
-    details = {"model": str(model_dir), "speaker_groups": groups, "noise": noisy, **extra}
+    details = {"model": str(model_dir), "speech_detector": classify.detector.settings(), "speaker_groups": groups,
+               "noise": noisy, **extra}
     write_report(report, out_dir, "Voice model on held-out speakers", extra=details)
     return report

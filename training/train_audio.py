@@ -186,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("model_repository"), help="model repository")
     parser.add_argument("--skip-search", action="store_true", help="train DEFAULTS without the grid search")
     parser.add_argument("--epochs", type=int, default=FINAL_EPOCHS, help="most epochs of the final training")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: measure the exported model again with today's audio path (for example "
+                             "after a change to the speech filter), keeping the recorded training details")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
     started = time.monotonic()
@@ -195,6 +198,14 @@ def main(argv: list[str] | None = None) -> int:
 
     speech_dir = args.data / "speech" if (args.data / "speech").is_dir() else args.data
     train_records, validation_records = split_records(find_records(speech_dir))
+    if args.report_only:
+        version_dir = args.out / MODEL_NAME / str(EXPORT_VERSION)
+        recorded = json.loads((REPORT_DIR / "report.json").read_text())["extra"]
+        kept = {name: value for name, value in recorded.items() if name not in ("model", "speech_detector", "speaker_groups", "noise")}
+        write_validation_report(version_dir, validation_records, REPORT_DIR, NOISE_SNRS_DB, NOISE_KINDS, SEED,
+                                extra=kept)
+        print(f"report in {REPORT_DIR}; {(time.monotonic() - started) / 60:.1f} min", flush=True)
+        return 0
     print(f"{len(train_records)} training clips, {len(validation_records)} validation clips "
           f"({', '.join(VALIDATION_SPEAKERS)})", flush=True)
     train_windows = build_windows(train_records, AUGMENTED_COPIES, AUGMENT, SEED, RUNS_DIR)

@@ -2,11 +2,13 @@
 
     python -m training.train_video --data ../shared/datasets --out model_repository           # search + train
     python -m training.train_video --data ../shared/datasets --out model_repository --resume  # go on from the checkpoint
+    python -m training.train_video ... --resume --cycles 14,30   # go on with one more cosine cycle of 30 epochs
 
 Validation is on faces the model never trains on: a fixed, seeded, stratified FER2013 hold-out (FER2013 has no
 subject ids) and CK+48 subjects held out whole (posed faces of another population). Steps: crops through the
 serving code's FacePipeline -> recorded random search (short runs on a subset) -> training with the best
-configuration, a checkpoint every epoch -> every better epoch exported and reported at once, so the served
+configuration in cosine learning-rate cycles (each a warm restart from the last weights, so training can grow
+across sessions), a checkpoint every epoch -> every better epoch exported and reported at once, so the served
 model is always the best epoch so far.
 """
 
@@ -44,8 +46,8 @@ WIDTHS = (32, 64, 128, 256)  # VGG-style blocks of two 3x3 convolutions, then 2x
 HEAD_UNITS = 256
 WEIGHT_DECAY = 1e-4
 BATCH_SIZE = 64
-EPOCHS = 14  # the cosine learning-rate schedule spans these; 5-8 min each on 2 shared cores (--resume goes on)
-WARMUP_FRACTION = 0.05  # of all steps, linear warm-up before the cosine decay
+CYCLES = (14, 30)  # epochs per cosine learning-rate cycle (warm restarts); 2.5-8 min per epoch on 2 cores
+WARMUP_FRACTION = 0.05  # of each cycle's steps, linear warm-up before the cosine decay
 BATCH_NORM_MOMENTUM = 0.9  # moving statistics that settle within a short search run
 # Regularisation is fixed: runs as short as the search's cannot tell what it is worth by the end of training.
 AUGMENT_STRENGTH = 1.0  # scales rotation (0.05 turn), shift (0.1), zoom (0.15), brightness (0.2), contrast (0.3)
@@ -130,7 +132,8 @@ def build_model(mean: float, variance: float, dropout: float) -> keras.Model:
 
 def compile_model(model: keras.Model, learning_rate: float, label_smoothing: float, steps_per_epoch: int,
                   epochs: int) -> None:
-    """AdamW with a linear warm-up and cosine decay over all epochs (the schedule lives in the optimizer state)."""
+    """A fresh AdamW with a linear warm-up and cosine decay over `epochs` (the schedule lives in the optimizer state,
+    so a checkpoint taken inside a cycle resumes at the same learning rate)."""
     warmup = round(WARMUP_FRACTION * epochs * steps_per_epoch)
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=learning_rate / 10, decay_steps=max(1, epochs * steps_per_epoch - warmup),
@@ -170,6 +173,22 @@ def new_model(splits: Splits, config: dict, n_train: int, epochs: int) -> keras.
     model = build_model(float(splits.x_train.mean()), float(splits.x_train.var()), DROPOUT)
     compile_model(model, config["learning_rate"], config["label_smoothing"], -(-n_train // BATCH_SIZE), epochs)
     return model
+
+
+def train_cycles(model: keras.Model, splits: Splits, config: dict, state: dict, out: Path) -> None:
+    """Run every cycle not yet finished; a cycle that starts here gets a fresh optimizer (a warm restart)."""
+    checkpoint = EpochCheckpoint(splits, config, out, state)
+    start = 0
+    for length in state["cycles"]:
+        end = start + length
+        if state["epoch"] < end:
+            if state["epoch"] == start:
+                print(f"cycle of {length} epochs starts at epoch {start + 1}", flush=True)
+                compile_model(model, config["learning_rate"], config["label_smoothing"],
+                              -(-len(splits.x_train) // BATCH_SIZE), length)
+            fit(model, splits.x_train, splits.y_train, config, end, initial_epoch=state["epoch"],
+                callbacks=[checkpoint])
+        start = end
 
 
 def search(splits: Splits) -> dict:
@@ -284,7 +303,8 @@ def write_summary(state: dict) -> None:
     """REPORT_DIR/README.md: the exported epoch on both validation sets, every epoch so far, how to reproduce."""
     views = {"FER2013 stratified hold-out": "fer2013_holdout", "CK+48 held-out subjects": "ck48_heldout_subjects"}
     lines = ["# Video model: validation report", "",
-             f"Exported epoch {state['best_epoch']} of {state['epoch']} trained ({state['epochs']} planned), "
+             f"Exported epoch {state['best_epoch']} of {state['epoch']} trained ({state['epochs']} planned, in cosine "
+             f"cycles of {state.get('cycles', [state['epochs']])} epochs), "
              f"{state['training_seconds'] / 60:.0f} min of training. Configuration: `{json.dumps(state['config'])}` "
              "(from the [search](search.md)).", "",
              "| validation set | n | accuracy (7) | UAR (7) | accuracy (4) | UAR (4) |", "|---|---:|---:|---:|---:|---:|"]
@@ -301,6 +321,14 @@ def write_summary(state: dict) -> None:
     (REPORT_DIR / "README.md").write_text("\n".join(lines))
 
 
+def cycle_lengths(text: str | tuple) -> tuple[int, ...]:
+    """'14,30' -> (14, 30)."""
+    lengths = tuple(int(part) for part in text.split(",")) if isinstance(text, str) else tuple(text)
+    if not lengths or min(lengths) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give positive epoch counts separated by commas, e.g. 14,30")
+    return lengths
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.train_video", description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/datasets"), help="datasets folder (has faces/)")
@@ -308,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help=f"continue from {CHECKPOINT_DIR}")
     parser.add_argument("--no-search", action="store_true",
                         help=f"use the configuration recorded in {REPORT_DIR / 'search.json'} instead of searching")
-    parser.add_argument("--epochs", type=int, default=EPOCHS, help="epochs of the final run (the schedule's length)")
+    parser.add_argument("--cycles", type=cycle_lengths, default=CYCLES,
+                        help="epochs per cosine cycle, comma-separated, e.g. 14,30; with --resume, cycles may be added")
     args = parser.parse_args(argv)
     if not (args.data / "faces").is_dir():
         parser.error(f"{args.data / 'faces'} does not exist: pass --data, the folder holding faces/fer2013 and faces/ck48")
@@ -317,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     splits = load_splits(args.data)
     if args.resume:
         state = json.loads((CHECKPOINT_DIR / "state.json").read_text())
+        done = state.get("cycles", [state["epochs"]])
+        if list(args.cycles[:len(done)]) != done:
+            parser.error(f"--cycles {args.cycles} must begin with the checkpoint's cycles {done}")
+        state["cycles"], state["epochs"] = list(args.cycles), sum(args.cycles)
         model = keras.models.load_model(CHECKPOINT_DIR / "last.keras")
         config = state["config"]
         print(f"resuming after epoch {state['epoch']} of {state['epochs']} (best score {state['best_score']:.4f} "
@@ -326,16 +359,15 @@ def main(argv: list[str] | None = None) -> int:
             config = json.loads((REPORT_DIR / "search.json").read_text())["best"]
         else:
             config = search(splits)
-        print(f"training with {config} for {args.epochs} epochs", flush=True)
+        print(f"training with {config} in cycles of {args.cycles} epochs", flush=True)
         keras.utils.set_random_seed(SEED)
-        model = new_model(splits, config, len(splits.x_train), args.epochs)
-        state = {"config": config, "epochs": args.epochs, "epoch": 0, "best_score": -1.0, "best_epoch": 0,
-                 "training_seconds": 0, "history": []}
+        model = build_model(float(splits.x_train.mean()), float(splits.x_train.var()), DROPOUT)
+        state = {"config": config, "cycles": list(args.cycles), "epochs": sum(args.cycles), "epoch": 0,
+                 "best_score": -1.0, "best_epoch": 0, "training_seconds": 0, "history": []}
     if state["epoch"] >= state["epochs"]:
         print("training already finished; nothing to do", flush=True)
         return 0
-    fit(model, splits.x_train, splits.y_train, config, state["epochs"], initial_epoch=state["epoch"],
-        callbacks=[EpochCheckpoint(splits, config, args.out, state)])
+    train_cycles(model, splits, config, state, args.out)
     print(f"done: best epoch {state['best_epoch']} (score {state['best_score']:.4f}), "
           f"{state['training_seconds'] / 60:.0f} min of training", flush=True)
     return 0

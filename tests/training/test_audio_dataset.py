@@ -1,5 +1,6 @@
 """Training windows: the same features the live service computes, and augmented copies on their clip's side."""
 
+import functools
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,6 +13,7 @@ from fusion_service.audio_input import prepare_audio
 from fusion_service.features.audio import N_FEATURES, N_FRAMES, AudioFeatureExtractor
 from fusion_service.features.speech import SpeechDetector
 from fusion_service.labels import LABELS
+from training import audio_dataset
 from training.audio_dataset import AugmentConfig, build_windows
 from training.speech_corpora import find_records
 
@@ -66,3 +68,13 @@ def test_augmented_copies_keep_their_clips_speaker_label_and_shape(corpus, tmp_p
     cached = build_windows(records, augmented_copies=2, config=AugmentConfig(), seed=1, cache_dir=tmp_path)
     np.testing.assert_array_equal(cached.features, windows.features)
     assert len(list(tmp_path.glob("audio_windows_*.npz"))) == 1
+
+
+def test_windows_cached_under_other_speech_detector_settings_are_not_reused(corpus, tmp_path, monkeypatch):
+    records = find_records(corpus)
+    build_windows(records, augmented_copies=0, config=AugmentConfig(), seed=0, cache_dir=tmp_path)
+    stricter = functools.partial(SpeechDetector, min_level_dbfs=-10.0)  # no espeak frame is this loud
+    monkeypatch.setattr(audio_dataset, "SpeechDetector", stricter)
+    windows = build_windows(records, augmented_copies=0, config=AugmentConfig(), seed=0, cache_dir=tmp_path)
+    assert len(windows.features) == 0
+    assert len(list(tmp_path.glob("audio_windows_*.npz"))) == 2

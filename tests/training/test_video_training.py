@@ -46,10 +46,11 @@ def datasets(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(datasets, tmp_path_factory):
-    """One tiny run (search, then two epochs), killed after its first epoch and resumed, as a later session would."""
+    """One tiny run (search, then two cosine cycles of one epoch), killed after its first epoch and resumed, as a
+    later session would."""
     work = tmp_path_factory.mktemp("video_training")
     repository = work / "repository"
-    args = ["--data", str(datasets), "--out", str(repository), "--epochs", "2"]
+    args = ["--data", str(datasets), "--out", str(repository), "--cycles", "1,1"]
     finish_epoch = train_video.EpochCheckpoint.on_epoch_end
 
     def killed_after_first_epoch(self, epoch, logs=None):
@@ -77,6 +78,7 @@ def test_training_searches_exports_reports_and_resumes_after_an_interruption(tra
 
     state = json.loads((work / "checkpoints" / "state.json").read_text())
     assert state["epoch"] == 2 and [h["epoch"] for h in state["history"]] == [1, 2]
+    assert state["cycles"] == [1, 1]
     search = json.loads((work / "reports" / "search.json").read_text())
     assert len(search["trials"]) == 2 and search["best"] in [t["config"] for t in search["trials"]]
     assert state["config"] == search["best"]
@@ -117,3 +119,13 @@ def test_evaluation_detects_faces_in_photographs_and_counts_no_face_as_error(tra
     assert evaluate.main(["video", str(evaluation), "--model", str(repository / "video" / "1"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["n"] == 3 and report["confusion"][LABELS.index("neutral")][-1] == 1
+
+
+def test_a_new_cycle_restarts_the_optimizer_from_the_last_weights(trained, datasets):
+    work, _ = trained
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train_video, "BATCH_SIZE", 16)
+        steps_per_epoch = -(-len(train_video.load_splits(datasets).x_train) // 16)
+    model = tf.keras.models.load_model(work / "checkpoints" / "last.keras")
+    # Two epochs trained, but the optimizer of the second cycle has only taken that cycle's steps.
+    assert int(model.optimizer.iterations.numpy()) == steps_per_epoch
