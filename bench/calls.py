@@ -8,11 +8,10 @@ import time
 import grpc
 import numpy as np
 
-from bench.media import Media
+from bench.media import Media, face_pipeline
 from bench.stats import Summary, summarise, time_calls
 from fusion_service.analysis import audio_contract, video_contract
 from fusion_service.features.audio import AudioFeatureExtractor
-from fusion_service.features.face import FacePipeline
 from fusion_service.model_client import ModelClient
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1 import emotion_pb2_grpc
@@ -22,7 +21,7 @@ TIMEOUT_S = 10.0
 
 def model_inputs(media: Media) -> dict[str, np.ndarray]:
     """What a Fuse call of the benchmark media sends each model: one window's features, one face crop."""
-    _, crops = FacePipeline().faces(media.frame_gray)
+    _, crops = face_pipeline().faces(media.frame_gray)
     return {"audio": AudioFeatureExtractor().batch(media.speech_window[np.newaxis]), "video": crops[:1]}
 
 

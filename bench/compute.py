@@ -6,10 +6,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from bench.media import Media
+from bench.media import Media, face_pipeline
 from bench.stats import Summary, summarise, time_calls
 from fusion_service.features.audio import HOP_LENGTH, N_CHROMA, N_FFT, N_MELS, N_MFCC, SAMPLE_RATE, AudioFeatureExtractor
-from fusion_service.features.face import FacePipeline
 from fusion_service.features.speech import SpeechDetector
 
 
@@ -33,7 +32,7 @@ def run(media: Media, runs: int, baseline_runs: int) -> dict[str, Summary]:
     window = media.speech_window
     extractor = AudioFeatureExtractor()
     detector = SpeechDetector()
-    faces = FacePipeline()
+    faces = face_pipeline()
     jpeg = np.frombuffer(media.frame_jpeg, dtype=np.uint8)
     gray = media.frame_gray
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -9,6 +10,7 @@ import cv2
 import numpy as np
 
 from fusion_service.features.audio import SAMPLE_RATE, WINDOW_SAMPLES
+from fusion_service.features.face import FacePipeline, make_detector
 from tests.media import face_photo, pcm16, speech
 
 FRAME_WIDTH, FRAME_HEIGHT = 640, 480
@@ -22,6 +24,11 @@ def webcam_frame() -> np.ndarray:
     face (about 100 px) sits at the face detector's minimum size and would be found or missed by chance."""
     photo = cv2.resize(face_photo(), (FRAME_WIDTH, FRAME_WIDTH), interpolation=cv2.INTER_LINEAR)
     return np.ascontiguousarray(photo[:FRAME_HEIGHT])
+
+
+def face_pipeline() -> FacePipeline:
+    """The pipeline the benchmarked service runs: its detector follows FUSION_FACE_DETECTOR, as the service's does."""
+    return FacePipeline(make_detector(os.environ.get("FUSION_FACE_DETECTOR", "blazeface")))
 
 
 def jpeg(image: np.ndarray) -> bytes:

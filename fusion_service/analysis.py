@@ -15,7 +15,7 @@ import numpy as np
 from fusion_service.audio_input import pool_window_probabilities, prepare_audio
 from fusion_service.decoding import InvalidInput
 from fusion_service.features.audio import N_FEATURES, N_FRAMES, AudioFeatureExtractor
-from fusion_service.features.face import FACE_SIZE, FacePipeline
+from fusion_service.features.face import FACE_SIZE, FacePipeline, make_detector
 from fusion_service.features.speech import SpeechDetector
 from fusion_service.fusion import late_fusion
 from fusion_service.labels import LABELS
@@ -79,14 +79,21 @@ def emotion_scores(probabilities: np.ndarray) -> list[pb.EmotionScore]:
 
 
 class Analyzer:
-    def __init__(self, audio_client: ModelClient, video_client: ModelClient, executor: Executor, max_audio_seconds: float):
+    def __init__(
+        self,
+        audio_client: ModelClient,
+        video_client: ModelClient,
+        executor: Executor,
+        max_audio_seconds: float,
+        face_detector: str = "blazeface",
+    ):
         self.audio_client = audio_client
         self.video_client = video_client
         self.max_audio_seconds = max_audio_seconds
         self._executor = executor
         self._extractor = AudioFeatureExtractor()
         self._speech = SpeechDetector()
-        self._faces = FacePipeline()
+        self._faces = FacePipeline(make_detector(face_detector))
 
     async def _in_pool(self, stage: str, function, *args, **kwargs):
         """Run CPU work in the pool, timing the work itself: waiting for a thread is not the stage's cost."""

@@ -10,6 +10,8 @@ import argparse
 import os
 from dataclasses import dataclass, fields
 
+from fusion_service.features.face import DETECTOR_NAMES
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -29,6 +31,7 @@ class Settings:
     model_check_interval_s: float = 2.0
     metrics_port: int = 9464
     worker_threads: int = 2
+    face_detector: str = "blazeface"
     shutdown_grace_s: float = 5.0
     model_retries: int = 2
     model_retry_backoff_s: float = 0.05
@@ -63,6 +66,8 @@ _HELP = {
     "model_check_interval_s": "how often the model servers' status is re-checked for health",
     "metrics_port": "HTTP port of the Prometheus /metrics endpoint (0 turns it off)",
     "worker_threads": "threads for feature extraction and face detection",
+    "face_detector": "face detector: blazeface (MediaPipe's short-range model; finds more faces, faster) or haar "
+    "(OpenCV's frontal-face cascade)",
     "shutdown_grace_s": "seconds running calls get to finish on SIGTERM; streams get a final message first",
     "model_retries": "retries of a model-server call that failed with UNAVAILABLE (jittered exponential back-off, "
     "within the caller's deadline)",
@@ -156,6 +161,8 @@ def validate(settings: Settings) -> list[str]:
         path = getattr(settings, name)
         if path and not os.path.isfile(path):
             problems.append(f"--{name.replace('_', '-')} {path}: no such file")
+    if settings.face_detector not in DETECTOR_NAMES:
+        problems.append(f"--face-detector must be one of {', '.join(DETECTOR_NAMES)}, got {settings.face_detector!r}")
     if settings.worker_threads < 1:
         problems.append("--worker-threads must be >= 1")
     return problems

@@ -107,7 +107,9 @@ class FusionService:
         self._executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="fusion-cpu")
         self.audio_client = self._model_client(settings.audio_model_target, audio_contract(settings.audio_model_name))
         self.video_client = self._model_client(settings.video_model_target, video_contract(settings.video_model_name))
-        analyzer = Analyzer(self.audio_client, self.video_client, self._executor, settings.max_audio_seconds)
+        analyzer = Analyzer(
+            self.audio_client, self.video_client, self._executor, settings.max_audio_seconds, settings.face_detector
+        )
 
         try:
             tokens = load_tokens(settings.auth_tokens_file, settings.auth_tokens)

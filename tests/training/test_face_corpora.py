@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fusion_service.features.face as face
-from fusion_service.features.face import CROP_MARGIN, FACE_SIZE, FacePipeline
+from fusion_service.features.face import FACE_SIZE, FacePipeline
 from fusion_service.labels import LABELS, UnknownLabelError
 from tests.media import face_photo, no_face_photo
 from training.face_corpora import (
@@ -141,7 +141,8 @@ def test_training_crop_of_a_photograph_is_the_serving_crop_same_function_same_pa
     assert len(boxes) >= 1
     assert training_calls[0] == serving_calls[0]  # same image size, same face box, same keyword parameters
     np.testing.assert_array_equal(training_crop, serving_crops[0])
-    expected = original(face.to_gray(photo), boxes[0], margin=CROP_MARGIN, size=FACE_SIZE)
+    framing = pipeline.detector.framing
+    expected = original(face.to_gray(photo), boxes[0], margin=framing.margin, shift=framing.shift, size=FACE_SIZE)
     np.testing.assert_array_equal(training_crop, expected)
     assert training_crop.shape == (FACE_SIZE, FACE_SIZE, 1) and training_crop.dtype == np.float32
 
