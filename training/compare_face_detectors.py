@@ -7,6 +7,8 @@ pipeline has to frame it. The held-out faces are train_video's: the FER2013 hold
 it) and the held-out CK+48 subjects recorded in the video report.
 
     python -m training.compare_face_detectors [--faces ../shared/datasets/faces] [--model model_repository/video/1]
+
+Prints the figures and writes them to training/reports/video/face_detectors.md.
 """
 
 from __future__ import annotations
@@ -59,11 +61,16 @@ def main() -> None:
         return signature(image=tf.constant(crops))["probabilities"].numpy().argmax(axis=1)
 
     pipelines = {name: FacePipeline(make_detector(name)) for name in DETECTOR_NAMES}
+    lines = ["# Face detectors on held-out faces", "", __doc__.split("\n\n")[1].replace("\n", " "), "",
+             f"Model: `{args.model}`. Command: `python -m training.compare_face_detectors`.", "",
+             "| held-out set | n | detector | faces found | accuracy (not found = error) | accuracy where found |",
+             "|---|---:|---|---:|---:|---:|"]
     for corpus, items in held_out_faces(args.faces, args.fer_sample).items():
         truth = np.array([LABELS.index(item.label) for item in items])
         grays = [to_gray(read_image(item)) for item in items]
         as_crops = classify(np.stack([pipelines["haar"].face_image(gray) for gray in grays]))
         print(f"{corpus}: n {len(items)}; the model on the crops themselves: accuracy {np.mean(as_crops == truth):.3f}")
+        lines.append(f"| {corpus} | {len(items)} | none (the crop itself) | | {np.mean(as_crops == truth):.3f} | |")
         canvases = [in_context(gray) for gray in grays]
         for name, pipeline in pipelines.items():
             predicted = []
@@ -72,8 +79,12 @@ def main() -> None:
                 predicted.append(classify(crops[:1])[0] if boxes else -1)
             predicted = np.array(predicted)
             found = predicted >= 0
+            where_found = np.mean(predicted[found] == truth[found]) if found.any() else float("nan")
             print(f"  {name:10s} found {found.mean():.3f}; accuracy {np.mean(predicted == truth):.3f} "
-                  f"(where found {np.mean(predicted[found] == truth[found]):.3f})")
+                  f"(where found {where_found:.3f})")
+            lines.append(f"| {corpus} | {len(items)} | {name} | {found.mean():.3f} | {np.mean(predicted == truth):.3f} "
+                         f"| {where_found:.3f} |")
+    (REPORT_DIR / "face_detectors.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -317,7 +317,9 @@ def write_summary(state: dict) -> None:
         lines.append(f"| {h['epoch']} | {h['loss']:.3f} | {h['fer_accuracy']:.3f} | {h['fer_uar']:.3f} | "
                      f"{h['ck_accuracy']:.3f} | {h['ck_uar']:.3f} | {h['seconds']} |")
     lines += ["", "Reproduce: `python -m training.train_video --data ../shared/datasets --out model_repository` "
-              "(add `--resume` to go on from training/checkpoints/video/).", ""]
+              "(add `--resume` to go on from training/checkpoints/video/).", "",
+              "Faces in full images (detection, then the crop): [face_detectors.md](face_detectors.md), written by "
+              "`python -m training.compare_face_detectors`.", ""]
     (REPORT_DIR / "README.md").write_text("\n".join(lines))
 
 

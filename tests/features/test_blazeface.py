@@ -84,3 +84,15 @@ def test_without_its_package_the_error_says_what_to_install(monkeypatch):
 def test_bad_settings_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         BlazeFaceDetector(**kwargs)
+
+
+@pytest.mark.parametrize("turn", [-20.0, 20.0])
+def test_the_roll_follows_a_turned_face(detector, turn):
+    gray = to_gray(face_photo())
+    (upright,) = detector.detect(gray)
+    rotation = cv2.getRotationMatrix2D((gray.shape[1] / 2, gray.shape[0] / 2), turn, 1.0)  # + is anticlockwise
+    (turned,) = detector.detect(cv2.warpAffine(gray, rotation, gray.shape[::-1], borderMode=cv2.BORDER_REPLICATE))
+    # The short-range model's eye points lag behind large turns (a 20-degree turn reads as 10-25 degrees):
+    # the roll must move the right way by a good part of the turn.
+    moved = upright.roll - turned.roll  # anticlockwise turns make the roll (clockwise) smaller
+    assert np.sign(moved) == np.sign(turn) and 0.4 * abs(turn) <= abs(moved) <= 1.5 * abs(turn)

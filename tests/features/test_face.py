@@ -218,12 +218,12 @@ def test_face_crop_shift_moves_the_square_down_by_a_fraction_of_the_box():
 
 
 class FixedDetector:
-    """One known box, framed its own way."""
+    """Two known boxes, one rolled a little and one a lot, framed its own way."""
 
-    framing = Framing(margin=0.25, shift=-0.1)
+    framing = Framing(margin=0.25, shift=-0.1, upright_beyond_degrees=12.0)
 
     def detect(self, gray: np.ndarray) -> list[Box]:
-        return [Box(30, 40, 50, 50)]
+        return [Box(30, 40, 60, 60, roll=8.0), Box(200, 100, 50, 50, roll=-20.0)]
 
 
 def test_the_pipeline_frames_each_detectors_boxes_the_way_measured_for_that_detector(astronaut):
@@ -231,9 +231,23 @@ def test_the_pipeline_frames_each_detectors_boxes_the_way_measured_for_that_dete
 
     boxes, crops = FacePipeline(FixedDetector()).faces(astronaut)
 
-    expected = face_crop(gray, boxes[0], margin=0.25, shift=-0.1)
-    np.testing.assert_array_equal(crops[0], expected)
+    np.testing.assert_array_equal(crops[0], face_crop(gray, boxes[0], margin=0.25, shift=-0.1))  # 8: left as is
+    np.testing.assert_array_equal(crops[1], face_crop(gray, boxes[1], margin=0.25, shift=-0.1, roll=-20.0))
     assert not np.array_equal(crops[0], face_crop(gray, boxes[0]))
+
+
+def test_a_rolled_face_comes_out_of_face_crop_upright(astronaut):
+    gray = to_gray(astronaut)
+    box = Box(170, 60, 110, 110)
+    centre = (box.x + box.width / 2, box.y + box.height / 2)
+    upright = face_crop(gray, box)
+    rolled = cv2.warpAffine(gray, cv2.getRotationMatrix2D(centre, -25.0, 1.0), gray.shape[::-1],
+                            borderMode=cv2.BORDER_REPLICATE)  # turned 25 degrees clockwise on screen
+
+    turned_back = face_crop(rolled, box, roll=25.0)
+
+    assert np.abs(turned_back - upright).mean() < 0.02
+    assert np.abs(face_crop(rolled, box) - upright).mean() > 3 * np.abs(turned_back - upright).mean()
 
 
 def test_an_unknown_detector_name_is_refused_with_the_choices():

@@ -142,7 +142,8 @@ def test_training_crop_of_a_photograph_is_the_serving_crop_same_function_same_pa
     assert training_calls[0] == serving_calls[0]  # same image size, same face box, same keyword parameters
     np.testing.assert_array_equal(training_crop, serving_crops[0])
     framing = pipeline.detector.framing
-    expected = original(face.to_gray(photo), boxes[0], margin=framing.margin, shift=framing.shift, size=FACE_SIZE)
+    expected = original(face.to_gray(photo), boxes[0], margin=framing.margin, shift=framing.shift,
+                        roll=framing.roll_for(boxes[0]), size=FACE_SIZE)
     np.testing.assert_array_equal(training_crop, expected)
     assert training_crop.shape == (FACE_SIZE, FACE_SIZE, 1) and training_crop.dtype == np.float32
 
