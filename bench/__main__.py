@@ -30,8 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json", help="where to write the results")
     parser.add_argument("--hold-seconds", type=float, default=60.0,
                         help="how long a number of concurrent streams must hold (default 60)")
-    parser.add_argument("--max-streams", type=int, default=16, help="most concurrent streams tried (default 16)")
-    parser.add_argument("--stream-step", type=int, default=2, help="streams added per level of the search (default 2)")
+    parser.add_argument("--max-streams", type=int, default=24, help="most concurrent streams tried (default 24)")
+    parser.add_argument("--stream-step", type=int, default=4, help="streams added per level of the search (default 4)")
     parser.add_argument("--quick", action="store_true",
                         help=f"a short trial of the harness (fewer runs, {MINIMUM_HOLD_S:g}-s holds): figures are not comparable")
     args = parser.parse_args(argv)

@@ -31,8 +31,8 @@ class Settings:
     cold_starts: int = 3
     latency_seconds: float = 30.0
     hold_seconds: float = 60.0
-    max_streams: int = 16
-    stream_step: int = 2
+    max_streams: int = 24
+    stream_step: int = 4
 
 
 def check_repository(repository: Path) -> None:
