@@ -17,7 +17,6 @@ import numpy as np
 FACE_SIZE = 48
 
 
-
 @dataclass(frozen=True)
 class Framing:
     """How to turn a detector's box into a training-like crop: `margin` of the box's side added on each side,
