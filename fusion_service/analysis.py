@@ -14,8 +14,9 @@ import numpy as np
 
 from fusion_service.audio_input import pool_window_probabilities, prepare_audio
 from fusion_service.decoding import InvalidInput
+from fusion_service.face_tracking import main_face
 from fusion_service.features.audio import N_FEATURES, N_FRAMES, AudioFeatureExtractor
-from fusion_service.features.face import FACE_SIZE, FacePipeline, make_detector
+from fusion_service.features.face import FACE_SIZE, Box, FacePipeline, make_detector
 from fusion_service.features.speech import SpeechDetector
 from fusion_service.fusion import late_fusion
 from fusion_service.labels import LABELS
@@ -72,6 +73,7 @@ class Outcome:
     version: int = 0
     faces: list[pb.Face] = field(default_factory=list)
     primary_face: int = -1
+    primary_box: Box | None = None  # for a stream to follow this face in its next frame
 
 
 def emotion_scores(probabilities: np.ndarray) -> list[pb.EmotionScore]:
@@ -124,7 +126,10 @@ class Analyzer:
             return Outcome(pb.MODEL_UNAVAILABLE, str(error))
         return Outcome(pb.USED, probabilities=pool_window_probabilities(prediction.probabilities), version=prediction.version)
 
-    async def video(self, image: np.ndarray | None, enabled: bool = True, deadline: float | None = None) -> Outcome:
+    async def video(
+        self, image: np.ndarray | None, enabled: bool = True, deadline: float | None = None, follow: Box | None = None
+    ) -> Outcome:
+        """`follow`: the main face of the stream's last frame; the answer stays with it while it is in view."""
         if not enabled:
             return Outcome(pb.DISABLED, "left out by options.modalities")
         if image is None:
@@ -145,8 +150,15 @@ class Analyzer:
             )
             for b, p in zip(boxes, prediction.probabilities)
         ]
-        # Boxes come largest first: the largest face is the one the answer is about.
-        return Outcome(pb.USED, probabilities=prediction.probabilities[0], version=prediction.version, faces=faces, primary_face=0)
+        primary = main_face(boxes, follow)
+        return Outcome(
+            pb.USED,
+            probabilities=prediction.probabilities[primary],
+            version=prediction.version,
+            faces=faces,
+            primary_face=primary,
+            primary_box=boxes[primary],
+        )
 
     async def fuse(
         self,

@@ -2,7 +2,7 @@
 
 Frames are checked (format, size) when they arrive but kept encoded until a result is due, and only
 the newest one is analysed: a client sending faster than the service can process has its older frames
-dropped, never queued. When the service shuts down, each stream gets a last message with final=true.
+dropped, never queued. The answer follows one face from frame to frame (face_tracking.py). When the service shuts down, each stream gets a last message with final=true.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 from fusion_service.analysis import Analyzer, Options, Outcome, resolve_options
 from fusion_service.decoding import InvalidInput, check_audio_format, check_image, decode_image, decode_pcm
 from fusion_service.features.audio import WINDOW_SECONDS
+from fusion_service.features.face import Box
 from fusion_service.metrics import DROPPED_FRAMES, timed
 from protos.emotion.v1 import emotion_pb2 as pb
 
@@ -73,6 +74,7 @@ class StreamSession:
         self._last_sequence = 0
         self._audio_outcome = Outcome(pb.ABSENT, "no audio received on this stream yet")
         self._video_outcome = Outcome(pb.ABSENT, "no frame received on this stream yet")
+        self._followed_face: Box | None = None  # the main face of the last frame that had one
         self._input_arrived = asyncio.Event()
 
     def accept(self, request: pb.StreamRequest) -> None:
@@ -170,7 +172,7 @@ class StreamSession:
                 self._last_sequence = frame.sequence
                 with timed("decode"):
                     image = decode_image(frame.image, max_pixels=self._max_pixels, field="frame.image")
-                video_task = self._analyzer.video(image, self._options.use_video, self._deadline)
+                video_task = self._analyzer.video(image, self._options.use_video, self._deadline, self._followed_face)
             if self._new_audio:
                 self._new_audio = False
                 audio_task = self._analyzer.audio(
@@ -181,6 +183,8 @@ class StreamSession:
                 self._audio_outcome = outcomes.pop(0)
             if video_task is not None:
                 self._video_outcome = outcomes.pop(0)
+                # Kept through frames without a face: a face missed once is followed again when it is back.
+                self._followed_face = self._video_outcome.primary_box or self._followed_face
             return self._response()
 
     def _final(self) -> pb.StreamResponse:

@@ -42,6 +42,18 @@ def face_photo() -> np.ndarray:
     return np.ascontiguousarray(data.astronaut()[:, :, ::-1])
 
 
+def two_faces_photo() -> tuple[np.ndarray, int]:
+    """The same person twice side by side, the left face larger (BGR), and the column where the right one begins."""
+    import cv2
+
+    head = face_photo()[20:240, 120:330]  # her head and shoulders, face about 95 px
+    smaller = cv2.resize(head, None, fx=0.7, fy=0.7, interpolation=cv2.INTER_AREA)
+    frame = np.zeros((head.shape[0], head.shape[1] + smaller.shape[1], 3), np.uint8)
+    frame[:, : head.shape[1]] = head
+    frame[: smaller.shape[0], head.shape[1] :] = smaller
+    return frame, head.shape[1]
+
+
 def no_face_photo() -> np.ndarray:
     """A real photograph without a face (BGR)."""
     from skimage import data

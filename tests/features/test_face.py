@@ -18,6 +18,7 @@ from fusion_service.features.face import (
     make_detector,
     to_gray,
 )
+from tests.media import two_faces_photo
 
 
 @pytest.fixture(scope="module", params=DETECTOR_NAMES)
@@ -84,18 +85,14 @@ def test_rocket_photo_has_no_face(pipeline):
     assert crops.shape == (0, FACE_SIZE, FACE_SIZE, 1) and crops.dtype == np.float32
 
 
-def test_two_faces_of_different_sizes_come_largest_first(pipeline, astronaut):
-    head = astronaut[20:240, 120:330]  # her head and shoulders, face about 95 px
-    smaller = cv2.resize(head, None, fx=0.7, fy=0.7, interpolation=cv2.INTER_AREA)
-    frame = np.zeros((head.shape[0], head.shape[1] + smaller.shape[1], 3), np.uint8)
-    frame[:, : head.shape[1]] = head
-    frame[: smaller.shape[0], head.shape[1] :] = smaller
+def test_two_faces_of_different_sizes_come_largest_first(pipeline):
+    frame, right_begins = two_faces_photo()
 
     boxes, crops = pipeline.faces(frame)
 
     assert len(boxes) == 2 and crops.shape == (2, FACE_SIZE, FACE_SIZE, 1)
     assert boxes[0].area > boxes[1].area
-    assert centre(boxes[0])[0] < head.shape[1] <= centre(boxes[1])[0]
+    assert centre(boxes[0])[0] < right_begins <= centre(boxes[1])[0]
 
 
 def test_face_image_only_rescales_a_48px_crop():

@@ -26,7 +26,7 @@ class FakeAnalyzer:
         self.audio_windows.append(samples)
         return Outcome(pb.USED, probabilities=np.full(7, 1 / 7, dtype=np.float32), version=1)
 
-    async def video(self, image, enabled=True, deadline=None):
+    async def video(self, image, enabled=True, deadline=None, follow=None):
         self.images += 1
         await asyncio.sleep(self.delay_s)
         return Outcome(pb.USED, probabilities=np.eye(7, dtype=np.float32)[3], version=1)
