@@ -2,7 +2,7 @@
 
     python -m training.train_video --data ../shared/datasets --out model_repository           # search + train
     python -m training.train_video --data ../shared/datasets --out model_repository --resume  # go on from the checkpoint
-    python -m training.train_video ... --resume --cycles 14,30,20   # go on, adding cycles after those done
+    python -m training.train_video ... --resume --cycles 14,30,20,45,30   # go on, adding a cycle of 30 epochs
 
 Validation is on faces the model never trains on: a fixed, seeded, stratified FER2013 hold-out (FER2013 has no
 subject ids) and CK+48 subjects held out whole (posed faces of another population). Steps: crops through the
@@ -46,7 +46,9 @@ WIDTHS = (32, 64, 128, 256)  # VGG-style blocks of two 3x3 convolutions, then 2x
 HEAD_UNITS = 256
 WEIGHT_DECAY = 1e-4
 BATCH_SIZE = 64
-CYCLES = (14, 30, 20)  # epochs per cosine learning-rate cycle (warm restarts); 2-8 min per epoch on 2 cores
+# Epochs per cosine learning-rate cycle (warm restarts); about 2.2 min per epoch on 2 idle cores, 109 epochs
+# about 4 h. Each cycle ended better on the validation split: FER2013 0.580, 0.645, 0.661, 0.679.
+CYCLES = (14, 30, 20, 45)
 WARMUP_FRACTION = 0.05  # of each cycle's steps, linear warm-up before the cosine decay
 BATCH_NORM_MOMENTUM = 0.9  # moving statistics that settle within a short search run
 # Regularisation is fixed: runs as short as the search's cannot tell what it is worth by the end of training.
