@@ -2,7 +2,8 @@
 
 Frames are checked (format, size) when they arrive but kept encoded until a result is due, and only
 the newest one is analysed: a client sending faster than the service can process has its older frames
-dropped, never queued. The answer follows one face from frame to frame (face_tracking.py). When the service shuts down, each stream gets a last message with final=true.
+dropped, never queued. The answer follows one face from frame to frame (face_tracking.py). When the
+service shuts down, each stream gets a last message with final=true.
 """
 
 from __future__ import annotations
