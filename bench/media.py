@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from fusion_service.features.audio import SAMPLE_RATE, WINDOW_SAMPLES
-from fusion_service.features.face import FacePipeline, make_detector
+from fusion_service.features.face import DEFAULT_DETECTOR, FacePipeline, make_detector
 from tests.media import face_photo, pcm16, speech
 
 FRAME_WIDTH, FRAME_HEIGHT = 640, 480
@@ -28,7 +28,7 @@ def webcam_frame() -> np.ndarray:
 
 def face_pipeline() -> FacePipeline:
     """The pipeline the benchmarked service runs: its detector follows FUSION_FACE_DETECTOR, as the service's does."""
-    return FacePipeline(make_detector(os.environ.get("FUSION_FACE_DETECTOR", "blazeface")))
+    return FacePipeline(make_detector(os.environ.get("FUSION_FACE_DETECTOR", DEFAULT_DETECTOR)))
 
 
 def jpeg(image: np.ndarray) -> bytes:

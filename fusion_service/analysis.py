@@ -16,7 +16,7 @@ from fusion_service.audio_input import pool_window_probabilities, prepare_audio
 from fusion_service.decoding import InvalidInput
 from fusion_service.face_tracking import main_face
 from fusion_service.features.audio import N_FEATURES, N_FRAMES, AudioFeatureExtractor
-from fusion_service.features.face import FACE_SIZE, Box, FacePipeline, make_detector
+from fusion_service.features.face import DEFAULT_DETECTOR, FACE_SIZE, Box, FacePipeline, make_detector
 from fusion_service.features.speech import SpeechDetector
 from fusion_service.fusion import late_fusion
 from fusion_service.labels import LABELS
@@ -87,7 +87,7 @@ class Analyzer:
         video_client: ModelClient,
         executor: Executor,
         max_audio_seconds: float,
-        face_detector: str = "blazeface",
+        face_detector: str = DEFAULT_DETECTOR,
     ):
         self.audio_client = audio_client
         self.video_client = video_client

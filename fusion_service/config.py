@@ -10,7 +10,7 @@ import argparse
 import os
 from dataclasses import dataclass, fields
 
-from fusion_service.features.face import DETECTOR_NAMES
+from fusion_service.features.face import DEFAULT_DETECTOR, DETECTOR_NAMES
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Settings:
     model_check_interval_s: float = 2.0
     metrics_port: int = 9464
     worker_threads: int = 2
-    face_detector: str = "blazeface"
+    face_detector: str = DEFAULT_DETECTOR
     shutdown_grace_s: float = 5.0
     model_retries: int = 2
     model_retry_backoff_s: float = 0.05
