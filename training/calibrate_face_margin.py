@@ -23,10 +23,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fusion_service.features.face import DETECTOR_NAMES, FACE_SIZE, Box, FaceDetector, Framing, face_crop, make_detector
+from fusion_service.features.face import (
+    DEFAULT_DETECTOR,
+    DETECTOR_NAMES,
+    FACE_SIZE,
+    Box,
+    FaceDetector,
+    Framing,
+    face_crop,
+    make_detector,
+)
 
 CORPORA = {"FER2013": "fer2013/train", "CK+48": "ck48"}
 CHECK_MARGINS = (-0.05, 0.0, 0.05, 0.1, 0.15)
+UPSCALE_TO = 192  # side the 48 px images are upscaled to, so the 24 px Haar window fits a face
 
 
 def sample_images(folder: Path, count: int, rng: random.Random) -> list[Path]:
@@ -34,6 +44,13 @@ def sample_images(folder: Path, count: int, rng: random.Random) -> list[Path]:
     if not paths:
         raise SystemExit(f"no PNG images under {folder}: pass --faces pointing at the datasets' faces/ folder")
     return rng.sample(paths, min(count, len(paths)))
+
+
+def in_context(gray: np.ndarray, upscale_to: int = UPSCALE_TO) -> np.ndarray:
+    """A face crop upscaled to `upscale_to` and set in the middle of a canvas twice that size, of replicated edges."""
+    pad = upscale_to // 2
+    big = cv2.resize(gray, (upscale_to, upscale_to), interpolation=cv2.INTER_LINEAR)
+    return cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
 
 
 def centre_box(boxes: list[Box], centre: float) -> Box:
@@ -50,8 +67,7 @@ def measure(paths: list[Path], detector: FaceDetector, upscale_to: int) -> tuple
         gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if gray is None:
             raise SystemExit(f"cannot read image {path}")
-        big = cv2.resize(gray, (upscale_to, upscale_to), interpolation=cv2.INTER_LINEAR)
-        canvas = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        canvas = in_context(gray, upscale_to)
         boxes = detector.detect(canvas)
         if not boxes:
             continue
@@ -97,9 +113,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--faces", type=Path, default=Path("../shared/datasets/faces"), help="datasets' faces/ folder")
     parser.add_argument("--per-corpus", type=int, default=400, help="images sampled from each corpus")
-    parser.add_argument("--upscale-to", type=int, default=192, help="side the 48 px images are upscaled to")
+    parser.add_argument("--upscale-to", type=int, default=UPSCALE_TO, help="side the 48 px images are upscaled to")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--detector", choices=DETECTOR_NAMES, default=DETECTOR_NAMES[0], help="detector to calibrate")
+    parser.add_argument("--detector", choices=DETECTOR_NAMES, default=DEFAULT_DETECTOR, help="detector to calibrate")
     args = parser.parse_args()
 
     detector = make_detector(args.detector)

@@ -17,17 +17,15 @@ import argparse
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import tensorflow as tf
 
 from fusion_service.features.face import DETECTOR_NAMES, FacePipeline, make_detector, to_gray
 from fusion_service.labels import LABELS
+from training.calibrate_face_margin import in_context
 from training.face_corpora import load_ck48, load_fer2013, read_image
 from training.face_dataset import stratified_holdout
 from training.train_video import FER_HOLDOUT_FRACTION, REPORT_DIR, SEED
-
-UPSCALE_TO = 192
 
 
 def held_out_faces(faces: Path, fer_sample: int) -> dict[str, list]:
@@ -40,12 +38,6 @@ def held_out_faces(faces: Path, fer_sample: int) -> dict[str, list]:
         "FER2013 hold-out": [fer[i] for i in sorted(sample)],
         "CK+48 held-out subjects": [item for item in load_ck48(faces / "ck48") if item.subject in ck_subjects],
     }
-
-
-def in_context(gray: np.ndarray) -> np.ndarray:
-    pad = UPSCALE_TO // 2
-    big = cv2.resize(gray, (UPSCALE_TO, UPSCALE_TO), interpolation=cv2.INTER_LINEAR)
-    return cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
 
 
 def main() -> None:
