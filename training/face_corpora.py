@@ -33,6 +33,13 @@ FER_CSV_NAME = "fer2013.csv"
 _FER_CSV_USAGE_SPLITS = {"Training": "train", "PublicTest": "public_test", "PrivateTest": "private_test"}
 _FER_FILE = re.compile(r"^(Training|PublicTest|PrivateTest)_\d+\.\w+$")
 _CK_FILE = re.compile(r"^(S\d+)_(\d+)_(\d+)\.\w+$")
+# Taiwanese set: PP performer, T performance type, V view, E expression letter, nn serial number.
+_TAIWANESE_FILE = re.compile(r"^(\d{2})(\d)(\d)([a-g])(\d{2})\.\w+$")
+# The few files with no expression letter (e.g. 1201002.jpg) are left out: only observers' ratings label them.
+_TAIWANESE_UNLABELLED = re.compile(r"^\d{7}\.\w+$")
+_TAIWANESE_EXPRESSIONS = {
+    "a": "neutral", "b": "happy", "c": "sad", "d": "angry", "e": "disgust", "f": "fear", "g": "surprise"
+}
 
 
 class CorpusError(ValueError):
@@ -137,6 +144,27 @@ def load_ck48(root: Path) -> list[FaceItem]:
     return items
 
 
+def load_taiwanese(root: Path) -> list[FaceItem]:
+    """The Taiwanese posed-expression set, `PPTVEnn.jpg` (performer, type, view, expression letter, serial).
+
+    Its 256x256 images show the head with some context, so they are full images: the detector finds and frames
+    the face as in live frames. Files without an expression letter are left out.
+    """
+    items = []
+    for path in _image_files(Path(root)):
+        match = _TAIWANESE_FILE.match(path.name)
+        if match is None:
+            if _TAIWANESE_UNLABELLED.match(path.name):
+                continue
+            raise CorpusError(f"{path} is not named PPTVEnn (performer, type, view, expression a-g, serial)")
+        performer, _, _, expression, _ = match.groups()
+        items.append(FaceItem(str(path), _TAIWANESE_EXPRESSIONS[expression], "taiwanese", is_face_crop=False,
+                              subject=performer))
+    if not items:
+        raise CorpusError(f"no Taiwanese images under {root}: expected files named PPTVEnn.jpg")
+    return items
+
+
 def load_image_folder(root: Path, corpus: str | None = None) -> list[FaceItem]:
     """Any `<class>/<file>` tree (class names by their synonyms); small images count as face crops."""
     root = Path(root)
@@ -165,6 +193,8 @@ def load_face_corpus(root: Path) -> list[FaceItem]:
         return load_ck48(root)
     if all(_FER_FILE.match(name) for name in names):
         return load_fer2013(root)
+    if all(_TAIWANESE_FILE.match(name) or _TAIWANESE_UNLABELLED.match(name) for name in names):
+        return load_taiwanese(root)
     return load_image_folder(root)
 
 

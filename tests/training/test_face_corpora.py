@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,6 +14,7 @@ from fusion_service.features.face import FACE_SIZE, FacePipeline
 from fusion_service.labels import LABELS, UnknownLabelError
 from tests.media import face_photo, no_face_photo
 from training.face_corpora import (
+    CorpusError,
     NoFaceError,
     face_crop_of,
     load_ck48,
@@ -20,6 +22,7 @@ from training.face_corpora import (
     load_fer2013,
     load_fer2013_csv,
     load_image_folder,
+    load_taiwanese,
     read_image,
 )
 
@@ -77,6 +80,31 @@ def test_ck48_reads_subjects_maps_class_names_and_drops_contempt(tmp_path):
     assert [(item.label, item.subject) for item in items] == [("angry", "S010"), ("sad", "S010"), ("sad", "S011")]
     assert all(item.is_face_crop for item in items)
     assert sorted(item.source for item in load_face_corpus(tmp_path)) == [item.source for item in items]
+
+
+def test_taiwanese_names_give_performer_and_expression_and_unlabelled_files_are_left_out(tmp_path):
+    folder = tmp_path / "faces_256x256"
+    for name in ("0101a02.jpg", "0111b01.jpg", "0521d03.jpg", "1532e01.jpg", "2921g05.jpg", "3031f02.jpg",
+                 "2821c04.jpg", "1201002.jpg"):  # real names; the last has no expression letter
+        write_image(folder / name, face_photo())
+
+    items = sorted(load_taiwanese(tmp_path), key=lambda item: item.source)
+
+    assert [(Path(item.source).name, item.label, item.subject) for item in items] == [
+        ("0101a02.jpg", "neutral", "01"), ("0111b01.jpg", "happy", "01"), ("0521d03.jpg", "angry", "05"),
+        ("1532e01.jpg", "disgust", "15"), ("2821c04.jpg", "sad", "28"), ("2921g05.jpg", "surprise", "29"),
+        ("3031f02.jpg", "fear", "30"),
+    ]
+    assert all(item.corpus == "taiwanese" and not item.is_face_crop for item in items)  # detected like live frames
+    assert [item.source for item in sorted(load_face_corpus(tmp_path), key=lambda i: i.source)] == [
+        item.source for item in items
+    ]
+
+
+def test_taiwanese_misnamed_file_is_an_error(tmp_path):
+    write_image(tmp_path / "0101x02.jpg", face_photo())
+    with pytest.raises(CorpusError, match="0101x02.jpg"):
+        load_taiwanese(tmp_path)
 
 
 def test_generic_folder_reads_synonyms_any_format_and_tells_crops_from_photographs(tmp_path):
