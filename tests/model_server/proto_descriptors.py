@@ -26,6 +26,8 @@ OFFICIAL_MODULES = [
     "tensorflow_serving.apis.predict_pb2",
     "tensorflow_serving.apis.prediction_service_pb2",
     "tensorflow_serving.apis.status_pb2",
+    "tensorflow_serving.config.file_system_storage_path_source_pb2",
+    "tensorflow_serving.config.model_server_config_pb2",
     "tensorflow.core.framework.tensor_pb2",
     "tensorflow.core.framework.tensor_shape_pb2",
     "tensorflow.core.framework.types_pb2",
