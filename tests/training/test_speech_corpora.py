@@ -10,10 +10,11 @@ from fusion_service.features.audio import SAMPLE_RATE
 from training.speech_corpora import find_records, read_audio
 
 
-def write_tone(path: Path, rate: int = SAMPLE_RATE, seconds: float = 0.1, fmt: str | None = None) -> None:
+def write_tone(path: Path, rate: int = SAMPLE_RATE, seconds: float = 0.1, fmt: str | None = None,
+               subtype: str | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     t = np.arange(int(rate * seconds)) / rate
-    soundfile.write(str(path), 0.1 * np.sin(2 * np.pi * 220 * t), rate, format=fmt)
+    soundfile.write(str(path), 0.1 * np.sin(2 * np.pi * 220 * t), rate, format=fmt, subtype=subtype)
 
 
 def records_by_name(root: Path) -> dict[str, tuple[str, str, str]]:
@@ -122,3 +123,83 @@ def test_symlinked_corpus_folders_are_followed(tmp_path):
     (tmp_path / "selection" / "Actor_17").symlink_to(tmp_path / "store" / "Actor_17")
     assert records_by_name(tmp_path / "selection") == {
         "03-01-03-01-01-01-17.flac": ("happy", "ravdess:17", "ravdess")}
+
+
+def write_opus(path: Path) -> None:
+    write_tone(path, fmt="OGG", subtype="OPUS")  # as the corpora: Ogg Opus, named .opus
+
+
+def test_opus_files_are_found_and_tess_in_opus_still_loads(tmp_path):
+    write_opus(tmp_path / "tess" / "OAF_angry" / "OAF_bar_angry.opus")
+    write_opus(tmp_path / "tess" / "YAF_pleasant_surprise" / "YAF_back_ps.opus")
+    assert records_by_name(tmp_path) == {
+        "OAF_bar_angry.opus": ("angry", "tess:OAF", "tess"),
+        "YAF_back_ps.opus": ("surprise", "tess:YAF", "tess"),
+    }
+    samples = read_audio(tmp_path / "tess" / "OAF_angry" / "OAF_bar_angry.opus")
+    assert samples.dtype == np.float32 and abs(len(samples) - SAMPLE_RATE // 10) < SAMPLE_RATE // 100
+
+
+NEMO_TABLE = (
+    "file_id\temotion\traw_text\tnormalized_text\tspeaker_id\tgender\tage\n"
+    "WR0_surprised_64.wav\tsurprised\tUcho wykrywa dźwięki.\tucho wykrywa dźwięki\t        WR0\tmale\t23\n"
+    "EB0_neutral_13.wav\tneutral\tInteresuje mnie \"historia\" Polski.\tinteresuje mnie historia polski\t"
+    "        EB0\tfemale\t27\n"
+    "KS0_anger_5.wav\tanger\tKupiłem nową szafę.\tkupiłem nową szafę\t        KS0\tmale\t23\n"
+)
+
+
+def test_nemo_names_and_data_tsv_give_emotion_speaker_and_sex(tmp_path):
+    for name in ("WR0_surprised_64.opus", "EB0_neutral_13.opus", "KS0_anger_5.opus", "IC0_happiness_2.opus",
+                 "MK0_sadness_90.opus", "TP0_fear_1.opus"):
+        write_opus(tmp_path / "nemo" / "samples" / name)
+    (tmp_path / "nemo" / "data.tsv").write_text(NEMO_TABLE, encoding="utf-8")
+    found = {r.path.name: r for r in find_records(tmp_path)}
+    assert (found["WR0_surprised_64.opus"].label, found["WR0_surprised_64.opus"].speaker) == ("surprise", "nemo:WR0")
+    assert found["WR0_surprised_64.opus"].sex == "male"
+    assert (found["EB0_neutral_13.opus"].label, found["EB0_neutral_13.opus"].sex) == ("neutral", "female")
+    assert found["KS0_anger_5.opus"].label == "angry" and found["KS0_anger_5.opus"].corpus == "nemo"
+    # Files the table does not describe are still read from their names, without a sex.
+    assert (found["IC0_happiness_2.opus"].label, found["IC0_happiness_2.opus"].speaker) == ("happy", "nemo:IC0")
+    assert found["IC0_happiness_2.opus"].sex is None
+    assert found["MK0_sadness_90.opus"].label == "sad" and found["TP0_fear_1.opus"].label == "fear"
+
+
+def test_nemo_table_wins_over_the_name(tmp_path):
+    write_opus(tmp_path / "samples" / "KS0_anger_5.opus")
+    (tmp_path / "data.tsv").write_text(NEMO_TABLE.replace("KS0_anger_5.wav\tanger", "KS0_anger_5.wav\tfear"),
+                                       encoding="utf-8")
+    assert records_by_name(tmp_path) == {"KS0_anger_5.opus": ("fear", "nemo:KS0", "nemo")}
+
+
+def test_turevdb_class_folders_and_speaker_numbers(tmp_path):
+    for folder, name in (("Angry", "1157_kz_acik.opus"), ("Calm", "1234_kz_algi.opus"),
+                         ("Happy", "7895_beste.opus"), ("Sad", "6783_kz_cekirge.opus")):
+        write_opus(tmp_path / "turevdb" / folder / name)
+    assert records_by_name(tmp_path) == {
+        "1157_kz_acik.opus": ("angry", "turevdb:1157", "turevdb"),
+        "1234_kz_algi.opus": ("neutral", "turevdb:1234", "turevdb"),  # calm counts as neutral
+        "7895_beste.opus": ("happy", "turevdb:7895", "turevdb"),
+        "6783_kz_cekirge.opus": ("sad", "turevdb:6783", "turevdb"),
+    }
+
+
+def test_urdu_names_give_emotion_speaker_and_sex(tmp_path):
+    for folder, name in (("Angry", "SM1_F10_A010.opus"), ("Happy", "SF6_F03_H041.opus"),
+                         ("Neutral", "SM25_F1_N012.opus"), ("Sad", "SF10_F2_S002.opus")):
+        write_opus(tmp_path / "urdu" / folder / name)
+    found = {r.path.name: (r.label, r.speaker, r.corpus, r.sex) for r in find_records(tmp_path)}
+    assert found == {
+        "SM1_F10_A010.opus": ("angry", "urdu:SM1", "urdu", "male"),
+        "SF6_F03_H041.opus": ("happy", "urdu:SF6", "urdu", "female"),
+        "SM25_F1_N012.opus": ("neutral", "urdu:SM25", "urdu", "male"),
+        "SF10_F2_S002.opus": ("sad", "urdu:SF10", "urdu", "female"),
+    }
+
+
+def test_ravdess_and_tess_records_carry_the_speakers_sex(tmp_path):
+    write_tone(tmp_path / "03-01-05-01-02-01-17.wav")
+    write_tone(tmp_path / "03-01-05-01-02-01-18.wav")
+    write_tone(tmp_path / "YAF_germ_sad.wav")
+    assert {r.path.name: r.sex for r in find_records(tmp_path)} == {
+        "03-01-05-01-02-01-17.wav": "male", "03-01-05-01-02-01-18.wav": "female", "YAF_germ_sad.wav": "female"}
