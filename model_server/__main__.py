@@ -44,6 +44,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "are ignored)",
     )
     parser.add_argument(
+        "--model_config_file_poll_wait_seconds", type=int, default=0,
+        help="interval between re-reads of --model_config_file, to add, remove or re-configure models while "
+        "serving (0: read it only at start-up)",
+    )
+    parser.add_argument(
         "--file_system_poll_wait_seconds", type=int, default=1,
         help="interval between looks for new model versions; a negative value looks only at start-up",
     )
@@ -87,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             models=models,
             file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
+            model_config_file=args.model_config_file,
+            model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
             enable_model_warmup=args.enable_model_warmup,
             grpc_max_threads=args.grpc_max_threads,
             credentials=credentials,

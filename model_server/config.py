@@ -7,16 +7,17 @@ server also starts tensorflow_model_server, and one that it refuses is refused h
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 TENSORFLOW_PLATFORM = "tensorflow"
-# What a model_config_list entry may set here; the rest (version policies, labels, request logging)
-# is not implemented, and silently ignoring it would serve something else than was asked for.
-_SUPPORTED_FIELDS = {"name", "base_path", "model_platform"}
+# What a model_config_list entry may set here; the rest (version labels, request logging) is not
+# implemented, and silently ignoring it would serve something else than was asked for.
+_SUPPORTED_FIELDS = {"name", "base_path", "model_platform", "model_version_policy"}
 
 
 class ConfigError(ValueError):
@@ -24,9 +25,32 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class VersionPolicy:
+    """Which of the versions found on disk to serve: TF Serving's ServableVersionPolicy."""
+
+    choice: str = "latest"  # latest | all | specific
+    num_versions: int = 1  # latest: how many of the newest
+    versions: frozenset[int] = field(default_factory=frozenset)  # specific: exactly these
+
+    def select(self, found: Sequence[int]) -> list[int]:
+        """The versions to serve among `found` (ascending), as FileSystemStoragePathSource picks them."""
+        if self.choice == "all":
+            return list(found)
+        if self.choice == "specific":
+            return [number for number in found if number in self.versions]
+        return list(found)[-self.num_versions:]
+
+    def __str__(self) -> str:
+        if self.choice == "specific":
+            return f"specific {sorted(self.versions)}"
+        return f"latest {self.num_versions}" if self.choice == "latest" else "all"
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str
     base_path: str
+    version_policy: VersionPolicy = VersionPolicy()
 
 
 def single_model_config(name: str, base_path: str) -> list[ModelConfig]:
@@ -37,7 +61,8 @@ def single_model_config(name: str, base_path: str) -> list[ModelConfig]:
 
 
 def read_model_config_file(path: str) -> list[ModelConfig]:
-    """Parse a ModelServerConfig text file (model_config_list { config { name, base_path, model_platform } })."""
+    """Parse a ModelServerConfig text file (model_config_list { config { name, base_path, model_platform,
+    model_version_policy } })."""
     try:
         text = Path(path).read_text()
     except OSError as error:
@@ -52,17 +77,32 @@ def read_model_config_file(path: str) -> list[ModelConfig]:
     configs = []
     for entry in server_config.model_config_list.config:
         _check_entry(entry)
-        configs.append(ModelConfig(name=entry.name, base_path=entry.base_path))
+        configs.append(
+            ModelConfig(name=entry.name, base_path=entry.base_path, version_policy=_version_policy(entry))
+        )
     _validate(configs)
     return configs
+
+
+def _version_policy(entry: model_server_config_pb2.ModelConfig) -> VersionPolicy:
+    policy = entry.model_version_policy
+    choice = policy.WhichOneof("policy_choice")
+    if choice == "all":
+        return VersionPolicy("all")
+    if choice == "specific":
+        if not policy.specific.versions:
+            raise ConfigError(f"Model {entry.name}: model_version_policy specific lists no versions; list at least one")
+        return VersionPolicy("specific", versions=frozenset(policy.specific.versions))
+    # Unset is "latest"; TF Serving serves at least one version (num_versions 0 counts as 1).
+    return VersionPolicy("latest", num_versions=max(policy.latest.num_versions, 1))
 
 
 def _check_entry(entry: model_server_config_pb2.ModelConfig) -> None:
     unsupported = sorted(field.name for field, _ in entry.ListFields() if field.name not in _SUPPORTED_FIELDS)
     if unsupported:
         raise ConfigError(
-            f"Model {entry.name}: {', '.join(unsupported)} not supported by the development model server, "
-            "which serves the latest version of each model; remove them"
+            f"Model {entry.name}: {', '.join(unsupported)} not supported by the development model server; "
+            "remove them (it supports name, base_path, model_platform and model_version_policy)"
         )
     if not entry.model_platform:
         raise ConfigError(

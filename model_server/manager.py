@@ -1,9 +1,9 @@
 """Which versions are loaded and served, and their states, as TF Serving's manager keeps them.
 
-The source reports the newest version of a model on every poll. A version not yet loaded is loaded
-(START -> LOADING -> AVAILABLE, or END with the error), and only once it is AVAILABLE are the older
-versions retired (UNLOADING -> END): TF Serving's availability-preserving policy, so there is always
-a version to answer. A version that failed to load is not tried again until the server restarts.
+The source reports the versions of a model to serve (its version policy's pick) on every poll. A
+version not yet loaded is loaded (START -> LOADING -> AVAILABLE, or END with the error), and only once
+one of them is AVAILABLE are the versions no longer aspired retired (UNLOADING -> END): TF Serving's
+availability-preserving policy, so there is always a version to answer. A version that failed to load is not tried again until the server restarts.
 Requests keep the version they were given even if it is retired meanwhile.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -51,15 +51,18 @@ class ModelManager:
         self._serving: dict[str, dict[int, Servable]] = {}
         self._statuses: dict[str, dict[int, VersionStatus]] = {}
 
-    def set_aspired_version(self, name: str, aspired: ModelVersion | None) -> None:
-        """Serve `aspired` (the newest version on disk) and retire the others once it is available."""
-        if aspired is not None and self._needs_load(name, aspired.number):
-            self._load_version(name, aspired)
+    def set_aspired_versions(self, name: str, aspired: Sequence[ModelVersion]) -> None:
+        """Serve the `aspired` versions; retire the others once one of the aspired ones is available
+        (at once when none is aspired: the model is gone from disk or from the configuration)."""
+        for version in sorted(aspired, key=lambda version: version.number, reverse=True):  # newest serves first
+            if self._needs_load(name, version.number):
+                self._load_version(name, version)
+        numbers = {version.number for version in aspired}
         with self._lock:
             serving = self._serving.get(name, {})
-            if aspired is not None and aspired.number not in serving:
-                return  # keep what serves until the aspired version does
-            retiring = [version for version in serving if aspired is None or version != aspired.number]
+            if numbers and not numbers & serving.keys():
+                return  # keep what serves until an aspired version does
+            retiring = [version for version in serving if version not in numbers]
         for version in retiring:
             self._retire(name, version)
 

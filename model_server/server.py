@@ -18,6 +18,7 @@ import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from model_server.config import ModelConfig
+from model_server.config_reload import ConfigFilePoller
 from model_server.errors import ServingError
 from model_server.loader import load_servable
 from model_server.manager import ModelManager
@@ -40,6 +41,8 @@ class ServerOptions:
     port: int
     models: Sequence[ModelConfig]
     file_system_poll_wait_seconds: float = 1.0
+    model_config_file: str = ""  # where `models` came from; re-read when the poll wait below is positive
+    model_config_file_poll_wait_seconds: float = 0.0
     enable_model_warmup: bool = True
     grpc_max_threads: int = 8
     credentials: grpc.ServerCredentials | None = None  # TLS (--ssl_config_file); None: plaintext
@@ -52,9 +55,20 @@ def serve(options: ServerOptions, stopped: threading.Event | None = None) -> Non
         signal.signal(signum, lambda received, frame: stopped.set())
 
     manager = ModelManager(functools.partial(load_servable, enable_warmup=options.enable_model_warmup))
-    source = FileSystemSource(options.models, options.file_system_poll_wait_seconds, manager.set_aspired_version)
+    source = FileSystemSource(options.models, options.file_system_poll_wait_seconds, manager.set_aspired_versions)
     source.poll()
     source.start()
+    poller = None
+    if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:
+
+        def apply(models: list[ModelConfig]) -> None:
+            source.set_models(models)
+            source.poll()
+
+        poller = ConfigFilePoller(
+            options.model_config_file, options.model_config_file_poll_wait_seconds, options.models, apply
+        )
+        poller.start()
     try:
         try:
             if not manager.wait_until_available((model.name for model in options.models), stopped):
@@ -66,6 +80,8 @@ def serve(options: ServerOptions, stopped: threading.Event | None = None) -> Non
         log.info("Stopping: finishing requests in flight (at most %.0f s)", _SHUTDOWN_GRACE_SECONDS)
         server.stop(_SHUTDOWN_GRACE_SECONDS).wait()
     finally:
+        if poller is not None:
+            poller.stop()
         source.stop()
     log.info("Server stopped")
 

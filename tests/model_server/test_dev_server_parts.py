@@ -13,7 +13,8 @@ from dev_server_models import sample_input, write_model
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-from model_server.config import ConfigError, ModelConfig, read_model_config_file, single_model_config
+from model_server.config import ConfigError, ModelConfig, VersionPolicy, read_model_config_file, single_model_config
+from model_server.config_reload import ConfigFilePoller
 from model_server.errors import ServingError
 from model_server.loader import load_servable
 from model_server.manager import AVAILABLE, END, ModelManager, VersionStatus
@@ -50,14 +51,45 @@ def test_source_reports_the_newest_version_or_none(tmp_path):
     source = FileSystemSource(
         [ModelConfig("empty", str(tmp_path / "empty")), ModelConfig("audio", str(tmp_path / "audio"))],
         poll_wait_seconds=1,
-        on_aspired=lambda name, version: reports.append((name, version)),
+        on_aspired=lambda name, versions: reports.append((name, versions)),
     )
     (tmp_path / "empty").mkdir()
     make_version_dir(tmp_path / "audio", "1")
     make_version_dir(tmp_path / "audio", "2")
 
     source.poll()
-    assert reports == [("empty", None), ("audio", ModelVersion(2, str(tmp_path / "audio" / "2")))]
+    assert reports == [("empty", []), ("audio", [ModelVersion(2, str(tmp_path / "audio" / "2"))])]
+
+
+@pytest.mark.parametrize(
+    "policy, aspired",
+    [
+        (VersionPolicy("latest", num_versions=2), [3, 7]),
+        (VersionPolicy("latest", num_versions=9), [1, 3, 7]),
+        (VersionPolicy("all"), [1, 3, 7]),
+        (VersionPolicy("specific", versions=frozenset({1, 7, 8})), [1, 7]),
+    ],
+)
+def test_source_reports_the_versions_the_policy_picks(tmp_path, policy, aspired):
+    for number in ("1", "3", "7"):
+        make_version_dir(tmp_path / "audio", number)
+    reports = []
+    source = FileSystemSource([ModelConfig("audio", str(tmp_path / "audio"), policy)], 1,
+                              lambda name, versions: reports.append([v.number for v in versions]))
+    source.poll()
+    assert reports == [aspired]
+
+
+def test_source_unloads_a_model_dropped_from_the_configuration(tmp_path):
+    make_version_dir(tmp_path / "audio", "1")
+    make_version_dir(tmp_path / "video", "1")
+    audio, video = ModelConfig("audio", str(tmp_path / "audio")), ModelConfig("video", str(tmp_path / "video"))
+    reports = []
+    source = FileSystemSource([audio, video], 1, lambda name, versions: reports.append((name, len(versions))))
+
+    source.set_models([video])
+    source.poll()
+    assert reports == [("audio", 0), ("video", 1)]
 
 
 def test_source_reports_nothing_for_a_missing_base_path(tmp_path):
@@ -94,10 +126,10 @@ def latest(manager: ModelManager, name: str = "audio"):
 
 def test_manager_serves_the_newest_version_and_retires_the_old_after_it():
     manager = ModelManager(FakeLoader())
-    manager.set_aspired_version("audio", version(1))
+    manager.set_aspired_versions("audio", [version(1)])
     assert latest(manager) == "audio:1"
 
-    manager.set_aspired_version("audio", version(2))
+    manager.set_aspired_versions("audio", [version(2)])
     assert latest(manager) == "audio:2"
     assert manager.version_statuses("audio") == [VersionStatus(2, AVAILABLE), VersionStatus(1, END)]
     with pytest.raises(ServingError, match=r"Servable not found for request: Specific\(audio, 1\)"):
@@ -107,9 +139,9 @@ def test_manager_serves_the_newest_version_and_retires_the_old_after_it():
 def test_manager_keeps_serving_the_old_version_when_the_new_one_fails_and_does_not_retry_it():
     loader = FakeLoader(failing=(2,))
     manager = ModelManager(loader)
-    manager.set_aspired_version("audio", version(1))
-    manager.set_aspired_version("audio", version(2))
-    manager.set_aspired_version("audio", version(2))
+    manager.set_aspired_versions("audio", [version(1)])
+    manager.set_aspired_versions("audio", [version(2)])
+    manager.set_aspired_versions("audio", [version(2)])
 
     assert latest(manager) == "audio:1"
     failed, serving = manager.version_statuses("audio")
@@ -124,15 +156,15 @@ def test_manager_loads_nothing_again_while_the_aspired_version_serves():
     loader = FakeLoader()
     manager = ModelManager(loader)
     for _ in range(3):
-        manager.set_aspired_version("audio", version(1))
+        manager.set_aspired_versions("audio", [version(1)])
     assert loader.loaded == [1]
 
 
 def test_manager_reloads_an_older_version_aspired_again():
     manager = ModelManager(FakeLoader())
-    manager.set_aspired_version("audio", version(1))
-    manager.set_aspired_version("audio", version(2))
-    manager.set_aspired_version("audio", version(1))  # version 2 was deleted from disk
+    manager.set_aspired_versions("audio", [version(1)])
+    manager.set_aspired_versions("audio", [version(2)])
+    manager.set_aspired_versions("audio", [version(1)])  # version 2 was deleted from disk
 
     assert latest(manager) == "audio:1"
     assert manager.version_statuses("audio") == [VersionStatus(2, END), VersionStatus(1, AVAILABLE)]
@@ -140,17 +172,36 @@ def test_manager_reloads_an_older_version_aspired_again():
 
 def test_manager_stops_serving_a_model_whose_versions_are_all_gone():
     manager = ModelManager(FakeLoader())
-    manager.set_aspired_version("audio", version(1))
-    manager.set_aspired_version("audio", None)
+    manager.set_aspired_versions("audio", [version(1)])
+    manager.set_aspired_versions("audio", [])
 
     with pytest.raises(ServingError, match=r"Servable not found for request: Latest\(audio\)"):
         latest(manager)
     assert manager.version_statuses("audio") == [VersionStatus(1, END)]
 
 
+def test_manager_serves_every_aspired_version_and_retires_those_no_longer_aspired():
+    manager = ModelManager(FakeLoader())
+    manager.set_aspired_versions("audio", [version(1), version(2)])
+    assert latest(manager) == "audio:2"
+    assert manager.servable(model_pb2.ModelSpec(name="audio", version={"value": 1})) == "audio:1"
+
+    manager.set_aspired_versions("audio", [version(2), version(3)])
+    assert manager.version_statuses("audio") == [
+        VersionStatus(3, AVAILABLE), VersionStatus(2, AVAILABLE), VersionStatus(1, END)
+    ]
+
+
+def test_manager_keeps_an_unaspired_version_while_no_aspired_one_loads():
+    manager = ModelManager(FakeLoader(failing=(5,)))
+    manager.set_aspired_versions("audio", [version(1)])
+    manager.set_aspired_versions("audio", [version(5)])  # a specific policy that now names a broken version
+    assert latest(manager) == "audio:1"
+
+
 def test_waiting_for_models_fails_when_the_only_version_failed_to_load():
     manager = ModelManager(FakeLoader(failing=(1,)))
-    manager.set_aspired_version("audio", version(1))
+    manager.set_aspired_versions("audio", [version(1)])
     with pytest.raises(ServingError, match="1 model.s. did not become available"):
         manager.wait_until_available(["audio"], threading.Event())
 
@@ -192,13 +243,47 @@ def test_config_file_lists_the_models(tmp_path):
         ('config { name: "a" base_path: "/m/a" model_platform: "tflite" }',
          "Model a requests unsupported platform tflite"),
         ('config { name: "a" base_path: "/m/a" model_platform: "tensorflow" '
-         'model_version_policy { all {} } }', "model_version_policy not supported"),
+         'version_labels { key: "stable" value: 1 } }', "version_labels not supported"),
+        ('config { name: "a" base_path: "/m/a" model_platform: "tensorflow" '
+         'model_version_policy { specific {} } }', "specific lists no versions"),
         ("config { nme: 3 }", "Invalid protobuf file"),
     ],
 )
 def test_invalid_config_files_are_refused_with_the_reason(tmp_path, entries, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         read_model_config_file(write_config(tmp_path, entries))
+
+
+@pytest.mark.parametrize(
+    "policy, expected",
+    [
+        ("", VersionPolicy("latest", num_versions=1)),
+        ("model_version_policy { latest { num_versions: 3 } }", VersionPolicy("latest", num_versions=3)),
+        ("model_version_policy { latest { } }", VersionPolicy("latest", num_versions=1)),  # 0 counts as 1
+        ("model_version_policy { all { } }", VersionPolicy("all")),
+        ("model_version_policy { specific { versions: 2 versions: 5 } }",
+         VersionPolicy("specific", versions=frozenset({2, 5}))),
+    ],
+)
+def test_config_file_reads_each_models_version_policy(tmp_path, policy, expected):
+    path = write_config(tmp_path, f'config {{ name: "audio" base_path: "/m/audio" model_platform: "tensorflow" {policy} }}')
+    assert read_model_config_file(path) == [ModelConfig("audio", "/m/audio", expected)]
+
+
+def test_config_poller_applies_a_changed_file_and_ignores_one_that_no_longer_parses(tmp_path):
+    entry = 'config {{ name: "{}" base_path: "/m/{}" model_platform: "tensorflow" }}'
+    path = write_config(tmp_path, entry.format("audio", "audio"))
+    applied = []
+    poller = ConfigFilePoller(path, 1, read_model_config_file(path), applied.append)
+
+    poller.poll()
+    assert applied == []  # unchanged
+    write_config(tmp_path, entry.format("audio", "audio") + entry.format("video", "video"))
+    poller.poll()
+    assert applied == [[ModelConfig("audio", "/m/audio"), ModelConfig("video", "/m/video")]]
+    write_config(tmp_path, "config { nme: 3 }")
+    poller.poll()
+    assert len(applied) == 1
 
 
 def test_single_model_flags_need_an_absolute_base_path():

@@ -156,3 +156,45 @@ def test_sigterm_stops_the_server_gracefully(tmp_path):
 
     assert server.process.returncode == 0
     assert "Server stopped" in server.log()
+
+
+def write_model_config(path, entries: dict[str, tuple[object, str]]) -> None:
+    """A ModelServerConfig text file: model name -> (base path, model_version_policy text)."""
+    configs = "".join(
+        f'  config {{ name: "{name}" base_path: "{base}" model_platform: "tensorflow" {policy} }}\n'
+        for name, (base, policy) in entries.items()
+    )
+    path.write_text(f"model_config_list {{\n{configs}}}\n")
+
+
+def test_version_policies_and_models_follow_the_config_file_while_serving(tmp_path):
+    repository = tmp_path / "models"
+    for version in (1, 2):
+        write_model(repository / "audio", "audio", version, warmup=False)
+    write_model(repository / "video", "video", 1, warmup=False)
+    config = tmp_path / "models.config"
+    write_model_config(config, {"audio": (repository / "audio", "model_version_policy { all {} }")})
+    flags = [f"--model_config_file={config}", "--model_config_file_poll_wait_seconds=1"]
+    with DevModelServer(flags, tmp_path / "server.log") as server, grpc.insecure_channel(server.target) as channel:
+        predictions = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        models = model_service_pb2_grpc.ModelServiceStub(channel)
+        wait_for(lambda: version_states(models) == {2: "AVAILABLE", 1: "AVAILABLE"}, "both versions AVAILABLE")
+        for version in (1, 2):
+            assert predictions.Predict(predict_request(version), timeout=30).model_spec.version.value == version
+
+        write_model_config(config, {
+            "audio": (repository / "audio", "model_version_policy { specific { versions: 1 } }"),
+            "video": (repository / "video", ""),
+        })
+        wait_for(lambda: version_states(models) == {2: "END", 1: "AVAILABLE"}, "only version 1 served")
+        assert predictions.Predict(predict_request(), timeout=30).model_spec.version.value == 1
+
+        def video_available() -> bool:
+            request = get_model_status_pb2.GetModelStatusRequest(model_spec=model_pb2.ModelSpec(name="video"))
+            try:
+                statuses = models.GetModelStatus(request, timeout=30).model_version_status
+            except grpc.RpcError:  # NOT_FOUND until the new config is read
+                return False
+            return [status.state for status in statuses] == [State.AVAILABLE]
+
+        wait_for(video_available, "the video model added to the config file AVAILABLE")
