@@ -3,6 +3,10 @@
 model_repository/<name>/<version>/ holds saved_model.pb + variables/, the label list in assets/labels.txt and
 warm-up requests in assets.extra/tf_serving_warmup_requests, so TF Serving (or the development model server)
 answers its first real request without a cold start.
+
+A calibration (training.calibration) is part of the served graph, so every client gets calibrated
+`probabilities`; the model's own answers stay available under the `uncalibrated` signature (same input and
+outputs), from which a later calibration is fitted, and assets.extra/calibration.json records what was applied.
 """
 
 from __future__ import annotations
@@ -12,12 +16,18 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import json
+
 import keras
 import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
+from training.calibration import LOG_FLOOR, Calibration
+
 SIGNATURE_NAME = "serving_default"
+UNCALIBRATED_SIGNATURE_NAME = "uncalibrated"
+CALIBRATION_FILE = "calibration.json"
 PROBABILITIES_KEY = "probabilities"
 LABELS_KEY = "labels"
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -36,13 +46,19 @@ def export_savedmodel(
     labels: Sequence[str],
     warmup_batch: np.ndarray,
     version: int | None = None,
+    calibration: Calibration | None = None,
+    calibration_details: dict | None = None,
 ) -> Path:
     """Write the model to repository/name/<version or next free version>/ and return that directory.
 
     The version directory appears in one rename, so a model server watching the repository never sees a
-    half-written model; an existing version of the same number is replaced.
+    half-written model; an existing version of the same number is replaced. `calibration` (default: none)
+    is applied to the served probabilities; `calibration_details` (how it was fitted) go into its record.
     """
     labels = list(labels)
+    calibration = calibration or Calibration.identity(len(labels))
+    if len(calibration.scale) != len(labels) or len(calibration.bias) != len(labels):
+        raise ValueError(f"calibration has {len(calibration.scale)} classes; the model has {len(labels)} labels")
     warmup_batch = np.asarray(warmup_batch, dtype=np.float32)
     if warmup_batch.ndim != len(input_shape) + 1 or tuple(warmup_batch.shape[1:]) != tuple(input_shape):
         raise ValueError(
@@ -56,12 +72,15 @@ def export_savedmodel(
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{version}-", dir=model_dir))
     staging.chmod(0o755)  # mkdtemp makes it private; a model server may run as another user
     try:
-        _save_signature(model, staging, input_key, input_shape, labels)
+        _save_signatures(model, staging, input_key, input_shape, labels, calibration)
         (staging / "assets").mkdir(exist_ok=True)
         (staging / "assets" / "labels.txt").write_text("".join(f"{label}\n" for label in labels))
         (staging / "assets.extra").mkdir()
         _write_warmup_requests(staging / "assets.extra" / WARMUP_FILE, name, input_key, warmup_batch)
-        _verify(staging, model, input_key, input_shape, labels, warmup_batch)
+        (staging / "assets.extra" / CALIBRATION_FILE).write_text(
+            json.dumps({**calibration.to_dict(), **(calibration_details or {})}, indent=2) + "\n"
+        )
+        _verify(staging, model, input_key, input_shape, labels, warmup_batch, calibration)
         target = model_dir / str(version)
         if target.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".retired-{version}-", dir=model_dir))
@@ -81,24 +100,42 @@ def _next_version(model_dir: Path) -> int:
     return max(versions, default=0) + 1
 
 
-def _save_signature(
-    model: keras.Model, directory: Path, input_key: str, input_shape: tuple[int, ...], labels: list[str]
+def read_calibration(version_dir: Path) -> dict | None:
+    """What an exported version records of its calibration (None for versions exported before calibration)."""
+    path = Path(version_dir) / "assets.extra" / CALIBRATION_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _save_signatures(
+    model: keras.Model,
+    directory: Path,
+    input_key: str,
+    input_shape: tuple[int, ...],
+    labels: list[str],
+    calibration: Calibration,
 ) -> None:
     label_constant = tf.constant(labels, dtype=tf.string)
+    scale = tf.constant(calibration.scale, dtype=tf.float32)
+    bias = tf.constant(calibration.bias, dtype=tf.float32)
 
-    def serve(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-        probabilities = tf.cast(model(inputs, training=False), tf.float32)
+    def outputs(inputs: tf.Tensor, probabilities: tf.Tensor) -> dict[str, tf.Tensor]:
         batch = tf.shape(inputs)[0]
         tiled = tf.tile(tf.expand_dims(label_constant, 0), tf.stack([batch, 1]))
         return {PROBABILITIES_KEY: probabilities, LABELS_KEY: tiled}
 
+    def uncalibrated(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        return outputs(inputs, tf.cast(model(inputs, training=False), tf.float32))
+
+    def serve(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        raw = tf.cast(model(inputs, training=False), tf.float32)
+        logits = tf.math.log(tf.maximum(raw, LOG_FLOOR)) * scale + bias
+        return outputs(inputs, tf.nn.softmax(logits, axis=-1))
+
+    spec = [tf.TensorSpec(shape=(None, *input_shape), dtype=tf.float32, name=input_key)]
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(
-        name=SIGNATURE_NAME,
-        fn=serve,
-        input_signature=[tf.TensorSpec(shape=(None, *input_shape), dtype=tf.float32, name=input_key)],
-    )
+    archive.add_endpoint(name=SIGNATURE_NAME, fn=serve, input_signature=spec)
+    archive.add_endpoint(name=UNCALIBRATED_SIGNATURE_NAME, fn=uncalibrated, input_signature=spec)
     archive.write_out(str(directory), verbose=False)
 
 
@@ -122,12 +159,26 @@ def _verify(
     input_shape: tuple[int, ...],
     labels: list[str],
     warmup_batch: np.ndarray,
+    calibration: Calibration,
 ) -> None:
-    """Reload what was written and check the signature and its answers, so a broken export never ships."""
+    """Reload what was written and check both signatures and their answers, so a broken export never ships."""
     loaded = tf.saved_model.load(str(directory))
-    if SIGNATURE_NAME not in loaded.signatures:
-        raise ExportError(f"exported model has no {SIGNATURE_NAME!r} signature: {list(loaded.signatures)}")
-    signature = loaded.signatures[SIGNATURE_NAME]
+    raw = np.asarray(model(warmup_batch, training=False))
+    for name, expected in ((SIGNATURE_NAME, calibration.apply(raw)), (UNCALIBRATED_SIGNATURE_NAME, raw)):
+        if name not in loaded.signatures:
+            raise ExportError(f"exported model has no {name!r} signature: {list(loaded.signatures)}")
+        _verify_signature(loaded.signatures[name], name, expected, input_key, input_shape, labels, warmup_batch)
+
+
+def _verify_signature(
+    signature,
+    name: str,
+    expected: np.ndarray,
+    input_key: str,
+    input_shape: tuple[int, ...],
+    labels: list[str],
+    warmup_batch: np.ndarray,
+) -> None:
     _, input_specs = signature.structured_input_signature
     if set(input_specs) != {input_key}:
         raise ExportError(f"signature inputs are {sorted(input_specs)}; expected [{input_key!r}]")
@@ -139,9 +190,8 @@ def _verify(
 
     outputs = signature(**{input_key: tf.constant(warmup_batch)})
     probabilities = outputs[PROBABILITIES_KEY].numpy()
-    expected = np.asarray(model(warmup_batch, training=False))
     if probabilities.shape != (len(warmup_batch), len(labels)) or not np.allclose(probabilities, expected, atol=1e-5):
-        raise ExportError("exported model's probabilities differ from the trained model's")
+        raise ExportError(f"exported {name!r} probabilities differ from the trained model's (calibrated as recorded)")
     exported_labels = [[value.decode() for value in row] for row in outputs[LABELS_KEY].numpy()]
     if exported_labels != [labels] * len(warmup_batch):
         raise ExportError(f"exported label rows {exported_labels[:1]} differ from {labels}")

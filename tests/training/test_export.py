@@ -10,7 +10,7 @@ import keras
 
 from tensorflow_serving.apis import prediction_log_pb2  # noqa: E402
 
-from fusion_service.labels import LABELS  # noqa: E402
+from protos.emotion.v1.constants import LABELS  # noqa: E402
 from training.export import export_savedmodel  # noqa: E402
 
 INPUT_SHAPE = (6, 3)
@@ -70,3 +70,37 @@ def test_export_takes_next_free_version_or_replaces_a_given_one(tmp_path, tiny_m
 def test_export_rejects_a_warmup_batch_of_the_wrong_shape(tmp_path, tiny_model):
     with pytest.raises(ValueError, match="warm-up batch"):
         export_savedmodel(tiny_model, tmp_path, "audio", "features", INPUT_SHAPE, LABELS, np.zeros((2, 5, 3)))
+
+
+def test_calibrated_export_serves_calibrated_probabilities_and_keeps_the_raw_ones(tmp_path, tiny_model, warmup_batch):
+    from training.calibration import Calibration
+    from training.export import read_calibration
+
+    calibration = Calibration("temperature", (0.5,) * len(LABELS), (0.0,) * len(LABELS))
+    version_dir = export_savedmodel(tiny_model, tmp_path, "audio", "features", INPUT_SHAPE, LABELS, warmup_batch,
+                                    calibration=calibration, calibration_details={"fitted_on": "test"})
+    loaded = tf.saved_model.load(str(version_dir))
+    raw = tiny_model(warmup_batch).numpy()
+    served = loaded.signatures["serving_default"](features=tf.constant(warmup_batch))["probabilities"].numpy()
+    uncalibrated = loaded.signatures["uncalibrated"](features=tf.constant(warmup_batch))["probabilities"].numpy()
+    tempered = np.sqrt(raw) / np.sqrt(raw).sum(axis=1, keepdims=True)  # temperature 2 = scale 0.5
+    np.testing.assert_allclose(served, tempered, atol=1e-5)
+    np.testing.assert_allclose(uncalibrated, raw, atol=1e-6)
+    record = read_calibration(version_dir)
+    assert record["method"] == "temperature" and record["scale"] == [0.5] * len(LABELS)
+    assert record["fitted_on"] == "test"
+
+
+def test_export_without_calibration_serves_the_model_unchanged_and_records_none(tmp_path, tiny_model, warmup_batch):
+    from training.export import read_calibration
+
+    version_dir = export_savedmodel(tiny_model, tmp_path, "audio", "features", INPUT_SHAPE, LABELS, warmup_batch)
+    assert read_calibration(version_dir)["method"] == "none"
+
+
+def test_export_rejects_a_calibration_for_another_label_count(tmp_path, tiny_model, warmup_batch):
+    from training.calibration import Calibration
+
+    with pytest.raises(ValueError, match="calibration has 3 classes"):
+        export_savedmodel(tiny_model, tmp_path, "audio", "features", INPUT_SHAPE, LABELS, warmup_batch,
+                          calibration=Calibration.identity(3))

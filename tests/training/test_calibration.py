@@ -1,0 +1,80 @@
+"""Calibrators and calibration metrics on synthetic answers whose true calibration is known."""
+
+import numpy as np
+import pytest
+from scipy.special import softmax
+
+from training.calibration import (
+    Calibration,
+    calibration_metrics,
+    expected_calibration_error,
+    fit,
+    plot_reliability,
+    pooled,
+)
+
+CLASSES = 7
+
+
+def overconfident_answers(n: int, sharpen: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels drawn from softmax(z), answers softmax(sharpen * z): calibrated by a scale of 1 / sharpen."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(scale=1.5, size=(n, CLASSES))
+    labels = np.array([rng.choice(CLASSES, p=p) for p in softmax(logits, axis=1)])
+    return softmax(sharpen * logits, axis=1), labels
+
+
+def test_ece_of_answers_right_as_often_as_they_say_is_small_and_of_overconfident_ones_large():
+    calibrated, labels = overconfident_answers(6000, 1.0, seed=1)
+    overconfident, labels_too = overconfident_answers(6000, 3.0, seed=1)
+    assert expected_calibration_error(calibrated, labels) < 0.03
+    assert expected_calibration_error(overconfident, labels_too) > 0.15
+
+
+def test_ece_of_a_hand_made_case():
+    # two answers at confidence 0.9, one right, one wrong: |0.5 - 0.9| = 0.4
+    probabilities = np.array([[0.9, 0.1], [0.9, 0.1]])
+    assert expected_calibration_error(probabilities, np.array([0, 1])) == pytest.approx(0.4)
+
+
+def test_temperature_fitted_on_one_half_calibrates_the_other():
+    probabilities, labels = overconfident_answers(4000, 3.0, seed=2)
+    samples = [row[None, :] for row in probabilities]
+    calibration = fit("temperature", samples[:2000], labels[:2000])
+    assert calibration.scale[0] == pytest.approx(1 / 3, rel=0.15)
+    after = pooled(calibration, samples[2000:])
+    assert expected_calibration_error(after, labels[2000:]) < 0.04
+    before = calibration_metrics(probabilities[2000:], labels[2000:])
+    assert calibration_metrics(after, labels[2000:])["nll"] < before["nll"]
+    assert np.array_equal(after.argmax(axis=1), probabilities[2000:].argmax(axis=1))  # temperature keeps the ranking
+
+
+def test_vector_scaling_learns_a_per_class_bias():
+    probabilities, labels = overconfident_answers(4000, 1.0, seed=3)
+    biased = probabilities * np.exp(np.r_[1.5, np.zeros(CLASSES - 1)])  # the model over-predicts class 0
+    biased /= biased.sum(axis=1, keepdims=True)
+    calibration = fit("vector", [row[None, :] for row in biased], labels)
+    assert calibration.bias[0] - np.mean(calibration.bias[1:]) < -1.0
+
+
+def test_pooled_answers_average_the_calibrated_windows():
+    calibration = Calibration("temperature", (0.5,) * CLASSES, (0.0,) * CLASSES)
+    windows = softmax(np.random.default_rng(4).normal(size=(3, CLASSES)), axis=1)
+    expected = calibration.apply(windows).mean(axis=0)
+    np.testing.assert_allclose(pooled(calibration, [windows])[0], expected, atol=1e-6)
+
+
+def test_calibration_round_trips_through_its_record():
+    calibration = Calibration("vector", tuple(np.linspace(0.5, 1.0, CLASSES)), tuple(np.linspace(-1, 1, CLASSES)))
+    assert Calibration.from_dict(calibration.to_dict()) == calibration
+
+
+def test_unknown_method_is_refused():
+    with pytest.raises(ValueError, match="unknown calibration method"):
+        fit("isotonic", [np.full((1, CLASSES), 1 / CLASSES)], np.array([0]))
+
+
+def test_reliability_diagram_is_written(tmp_path):
+    probabilities, labels = overconfident_answers(300, 2.0, seed=5)
+    plot_reliability({"before": (probabilities, labels), "after": (probabilities, labels)}, tmp_path / "r.png", "t")
+    assert (tmp_path / "r.png").stat().st_size > 1000
