@@ -6,8 +6,8 @@ from typing import Iterable
 
 import numpy as np
 
-from fusion_service.labels import LABELS
 from protos.emotion.v1 import emotion_pb2 as pb
+from protos.emotion.v1.constants import LABELS
 
 
 def probabilities(scores: Iterable[pb.EmotionScore]) -> np.ndarray | None:

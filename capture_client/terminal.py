@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from capture_client.results import face_status_text, probabilities, voice_status_text, weights_text
 from capture_client.modes import uses_audio, uses_video
+from capture_client.results import face_status_text, probabilities, voice_status_text, weights_text
 from capture_client.state import ViewState
-from fusion_service.labels import LABELS
 from protos.emotion.v1 import emotion_pb2 as pb
+from protos.emotion.v1.constants import LABELS
 
 BAR_WIDTH = 14
 _EIGHTHS = " ▏▎▍▌▋▊▉"

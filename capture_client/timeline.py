@@ -11,8 +11,8 @@ import numpy as np
 
 from capture_client.palette import EMOTION_RGB
 from capture_client.results import probabilities, status_name
-from fusion_service.labels import LABELS
 from protos.emotion.v1 import emotion_pb2 as pb
+from protos.emotion.v1.constants import LABELS
 
 OUTPUTS = ("csv", "json", "png")
 _MODALITIES = (("fused", "fused"), ("video", "face"), ("audio", "voice"))

@@ -12,12 +12,12 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from capture_client.modes import uses_audio, uses_video
 from capture_client.palette import emotion_bgr
 from capture_client.results import face_status_text, probabilities, voice_status_text, weights_text
-from capture_client.modes import uses_audio, uses_video
 from capture_client.state import ViewState
-from fusion_service.labels import LABELS
 from protos.emotion.v1 import emotion_pb2 as pb
+from protos.emotion.v1.constants import LABELS
 
 
 class Rect(NamedTuple):

@@ -19,10 +19,10 @@ from fusion_service.features.audio import N_FEATURES, N_FRAMES, AudioFeatureExtr
 from fusion_service.features.face import DEFAULT_DETECTOR, FACE_SIZE, Box, FacePipeline, make_detector
 from fusion_service.features.speech import SpeechDetector
 from fusion_service.fusion import late_fusion
-from fusion_service.labels import LABELS
 from fusion_service.metrics import MODALITY_RESULTS, timed
 from fusion_service.model_client import ModelClient, ModelContract, ModelError
 from protos.emotion.v1 import emotion_pb2 as pb
+from protos.emotion.v1.constants import LABELS
 
 
 def audio_contract(model_name: str) -> ModelContract:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 
-from fusion_service.labels import LABELS
 from fusion_service.metrics import MODEL_BREAKER_OPEN, MODEL_RETRIES
 from fusion_service.resilience import CircuitBreaker, RetryPolicy
 from fusion_service.tensors import to_ndarray, to_tensor_proto
+from protos.emotion.v1.constants import LABELS
 from protos.tfserving import (
     get_model_metadata_pb2,
     get_model_status_pb2,

@@ -22,7 +22,7 @@ import numpy as np
 from fusion_service.audio_input import prepare_audio
 from fusion_service.features.audio import N_FEATURES, N_FRAMES, SAMPLE_RATE, AudioFeatureExtractor, resample
 from fusion_service.features.speech import SpeechDetector
-from fusion_service.labels import LABELS
+from protos.emotion.v1.constants import LABELS
 from training.speech_corpora import SpeechRecord, read_audio
 
 log = logging.getLogger(__name__)

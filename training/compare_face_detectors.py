@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from fusion_service.features.face import DETECTOR_NAMES, FacePipeline, make_detector, to_gray
-from fusion_service.labels import LABELS
+from protos.emotion.v1.constants import LABELS
 from training.calibrate_face_margin import in_context
 from training.face_corpora import load_ck48, load_fer2013, read_image
 from training.face_dataset import stratified_holdout

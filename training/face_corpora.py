@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 from fusion_service.features.face import FACE_SIZE, FacePipeline
-from fusion_service.labels import LABELS, canonical_label
+from protos.emotion.v1.constants import LABELS
+from training.labels import canonical_label
 
 # Extensions OpenCV's imread decodes in the opencv-python wheels.
 IMAGE_SUFFIXES = frozenset(

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from fusion_service.features.face import FACE_SIZE, FacePipeline
-from fusion_service.labels import LABELS
+from protos.emotion.v1.constants import LABELS
 from training.face_corpora import FaceItem, NoFaceError, face_crop_of
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion_service.labels import FOUR_CLASS_LABELS, LABELS
+from protos.emotion.v1.constants import LABELS
+from training.labels import FOUR_CLASS_LABELS
 
 NO_PREDICTION = "none"
 

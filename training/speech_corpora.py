@@ -10,7 +10,7 @@ Recognised (by file name, wherever the files lie under the root):
                                        authority on emotion, speaker and gender
   TurEV-DB  Angry/1157_kz_acik.opus    <class folder>/speaker_word (speaker: the number before the first _)
   URDU      Angry/SM1_F10_A010.opus    S + gender + speaker number, _F + file number, _ + emotion letter (A H N S)
-and any other file whose folder is a class name (<class>/<file>, synonyms as fusion_service.labels knows them).
+and any other file whose folder is a class name (<class>/<file>, synonyms as training.labels knows them).
 Classes without a place in our label space (calm is neutral; boredom, contempt are left out).
 """
 
@@ -30,7 +30,7 @@ import numpy as np
 import soundfile
 
 from fusion_service.features.audio import SAMPLE_RATE, resample
-from fusion_service.labels import UnknownLabelError, canonical_label
+from training.labels import UnknownLabelError, canonical_label
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from fusion_service.features.face import FACE_SIZE, FacePipeline
-from fusion_service.labels import LABELS
+from protos.emotion.v1.constants import LABELS
 from training.export import export_savedmodel
 from training.face_corpora import load_ck48, load_fer2013
 from training.face_dataset import (

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from fusion_service.features.face import FacePipeline
-from fusion_service.labels import LABELS
+from protos.emotion.v1.constants import LABELS
 from training.face_corpora import FaceItem, NoFaceError, face_crop_of, load_face_corpus
 
 BATCH_SIZE = 256

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fusion_service.labels import LABELS
 from protos.emotion.v1 import emotion_pb2 as pb
+from protos.emotion.v1.constants import LABELS
 
 VOICE = np.array([0.10, 0.05, 0.10, 0.30, 0.30, 0.10, 0.05])
 FACE = np.array([0.05, 0.02, 0.03, 0.70, 0.10, 0.05, 0.05])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from capture_client.terminal import BAR_WIDTH, TerminalView, terminal_text, text_bar
-from fusion_service.labels import LABELS
+from protos.emotion.v1.constants import LABELS
 from tests.client.results_factory import FACE, FUSED, VOICE, face_only_result, full_result
 from tests.client.test_view import view_state
 

@@ -13,8 +13,8 @@ import pytest
 from capture_client.analyze import Recording, requests, window_times
 from capture_client.media import SAMPLE_RATE, MediaError
 from capture_client.timeline import WindowResult, csv_columns, write_outputs
-from fusion_service.labels import LABELS
 from protos.emotion.v1 import emotion_pb2 as pb
+from protos.emotion.v1.constants import LABELS
 from tests.client.results_factory import FACE, FUSED, VOICE, face_only_result, full_result
 from tests.client.videos import write_video
 

@@ -10,7 +10,7 @@ from capture_client.state import ViewState
 from capture_client.view import (
     CANVAS, ICON_CENTER, ICON_RADIUS, PANEL_BACKGROUND, TRACK, bar_rect, draw_emotion_icon, frame_placement, render,
 )
-from fusion_service.labels import LABELS
+from protos.emotion.v1.constants import LABELS
 from tests.client.results_factory import FACE, FUSED, VOICE, face, face_only_result, full_result
 
 GREY = 128

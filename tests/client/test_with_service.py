@@ -24,8 +24,8 @@ from capture_client.session import LiveSession
 from capture_client.timeline import csv_columns
 from capture_client.view import CANVAS, bar_rect
 from capture_client.window import Window
-from fusion_service.labels import LABELS
 from protos.emotion.v1 import emotion_pb2 as pb
+from protos.emotion.v1.constants import LABELS
 from scripts.local_stack import ROOT
 
 

@@ -15,9 +15,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from fusion_service.labels import LABELS
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1 import emotion_pb2_grpc
+from protos.emotion.v1.constants import LABELS
 from scripts.local_stack import ROOT
 from tests.media import face_photo, no_face_photo, pcm16, speech
 

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-from fusion_service.labels import LABELS
+from protos.emotion.v1.constants import LABELS
 
 INPUTS = {"audio": ("features", (126, 98)), "video": ("image", (48, 48, 1))}
 WARMUP_BATCH_SIZES = (1, 3)

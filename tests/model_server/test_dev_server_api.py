@@ -29,7 +29,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from fusion_service.labels import LABELS
+from protos.emotion.v1.constants import LABELS
 
 pytestmark = pytest.mark.ml
 

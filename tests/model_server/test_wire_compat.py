@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from dev_server_process import REPO_ROOT, DevModelServer, ml_python
 
-from fusion_service.labels import LABELS
+from protos.emotion.v1.constants import LABELS
 
 DESCRIBE = ["-m", "tests.model_server.proto_descriptors"]
 

@@ -8,9 +8,9 @@ import asyncio
 import grpc
 import numpy as np
 
-from fusion_service.labels import LABELS
 from fusion_service.model_client import ModelContract
 from fusion_service.tensors import to_tensor_proto
+from protos.emotion.v1.constants import LABELS
 from protos.tfserving import (
     get_model_metadata_pb2,
     get_model_status_pb2,

@@ -17,10 +17,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fusion_service.analysis import audio_contract, video_contract
 from fusion_service.config import Settings
-from fusion_service.labels import LABELS
 from fusion_service.server import FusionService
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1 import emotion_pb2_grpc
+from protos.emotion.v1.constants import LABELS
 from tests.media import face_photo, pcm16, speech
 from tests.service.fake_model_server import FakeModelServer
 

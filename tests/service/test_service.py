@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from fusion_service.labels import LABELS
 from fusion_service.server import NOT_SERVING, SERVING, serving_status
 from protos.emotion.v1 import emotion_pb2 as pb
+from protos.emotion.v1.constants import LABELS
 from tests.service.harness import HAPPY, SAD, face_jpeg, good_request, running_service, speech_pcm, wait_until
 
 

@@ -12,7 +12,7 @@ import soundfile
 from fusion_service.audio_input import prepare_audio
 from fusion_service.features.audio import N_FEATURES, N_FRAMES, AudioFeatureExtractor
 from fusion_service.features.speech import SpeechDetector
-from fusion_service.labels import LABELS
+from protos.emotion.v1.constants import LABELS
 from training import audio_dataset
 from training.audio_dataset import AugmentConfig, build_windows
 from training.speech_corpora import find_records

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.ml
 import keras
 
 from fusion_service.features.audio import N_FEATURES, N_FRAMES  # noqa: E402
-from fusion_service.labels import LABELS  # noqa: E402
+from protos.emotion.v1.constants import LABELS  # noqa: E402
 from training import evaluate  # noqa: E402
 from training.audio_eval import audio_predictions  # noqa: E402
 from training.export import export_savedmodel  # noqa: E402

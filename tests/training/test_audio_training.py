@@ -9,7 +9,7 @@ pytestmark = pytest.mark.ml
 
 import keras  # noqa: F401  (the module needs the TensorFlow environment)
 
-from fusion_service.labels import LABELS  # noqa: E402
+from protos.emotion.v1.constants import LABELS  # noqa: E402
 from training.audio_dataset import WindowSet  # noqa: E402
 from training.export import export_savedmodel  # noqa: E402
 from training.speech_corpora import SpeechRecord  # noqa: E402

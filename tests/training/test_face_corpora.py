@@ -11,7 +11,7 @@ import pytest
 
 import fusion_service.features.face as face
 from fusion_service.features.face import FACE_SIZE, FacePipeline
-from fusion_service.labels import LABELS, UnknownLabelError
+from protos.emotion.v1.constants import LABELS
 from tests.media import face_photo, no_face_photo
 from training.face_corpora import (
     CorpusError,
@@ -25,6 +25,7 @@ from training.face_corpora import (
     load_taiwanese,
     read_image,
 )
+from training.labels import UnknownLabelError
 
 RNG = np.random.default_rng(0)
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from fusion_service.labels import LABELS
+from protos.emotion.v1.constants import LABELS
 from training.reporting import evaluate_predictions, write_report
 
 

@@ -1,8 +1,6 @@
-"""The one label space of every model and API (FER2013's seven classes, in its order)."""
+"""Corpora's class names mapped onto the API's seven labels (protos.emotion.v1.constants.LABELS)."""
 
 from __future__ import annotations
-
-LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
 # The original system's four classes; reports show this view too.
 FOUR_CLASS_LABELS: tuple[str, ...] = ("angry", "fear", "happy", "sad")
