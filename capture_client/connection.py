@@ -19,6 +19,15 @@ _CHANNEL_OPTIONS = [
 ]
 
 
+# Errors that retrying cannot fix: the user has to change something.
+FATAL_CODES = {
+    grpc.StatusCode.INVALID_ARGUMENT: "the service refused our input",
+    grpc.StatusCode.UNAUTHENTICATED: "the service wants credentials: check --token",
+    grpc.StatusCode.PERMISSION_DENIED: "the token is not allowed to use the service",
+    grpc.StatusCode.UNIMPLEMENTED: "this is not an emotion fusion service (or it is too old): check --target",
+}
+
+
 class ServiceUnreachable(RuntimeError):
     """The service could not be reached; the message says what to check."""
 
@@ -35,12 +44,20 @@ class Connection:
     def open_channel(self) -> grpc.Channel:
         if not self.uses_tls:
             return grpc.insecure_channel(self.target, options=_CHANNEL_OPTIONS)
-        credentials = grpc.ssl_channel_credentials(
+        return grpc.secure_channel(self.target, self._credentials(), options=_CHANNEL_OPTIONS)
+
+    def open_aio_channel(self) -> grpc.aio.Channel:
+        """The same channel for asyncio code (the web gateway)."""
+        if not self.uses_tls:
+            return grpc.aio.insecure_channel(self.target, options=_CHANNEL_OPTIONS)
+        return grpc.aio.secure_channel(self.target, self._credentials(), options=_CHANNEL_OPTIONS)
+
+    def _credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
             root_certificates=_read(self.ca_cert),
             private_key=_read(self.client_key),
             certificate_chain=_read(self.client_cert),
         )
-        return grpc.secure_channel(self.target, credentials, options=_CHANNEL_OPTIONS)
 
     @property
     def uses_tls(self) -> bool:

@@ -9,7 +9,8 @@ from capture_client.connection import Backoff, Connection
 from capture_client.modes import uses_audio, uses_video
 from capture_client.outbox import Outbox
 from capture_client.state import LiveState, ViewState
-from capture_client.stream import StreamClient, stream_config
+from capture_client.modes import stream_config
+from capture_client.stream import StreamClient
 from protos.emotion.v1 import emotion_pb2 as pb
 
 

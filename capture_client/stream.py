@@ -7,29 +7,11 @@ import threading
 
 import grpc
 
-from capture_client.connection import Backoff, Connection
-from capture_client.media import SAMPLE_RATE
-from capture_client.modes import fusion_options
+from capture_client.connection import FATAL_CODES, Backoff, Connection
 from capture_client.outbox import Outbox
 from capture_client.state import LiveState
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1 import emotion_pb2_grpc
-
-# Errors that retrying cannot fix: the user has to change something.
-_FATAL_CODES = {
-    grpc.StatusCode.INVALID_ARGUMENT: "the service refused our input",
-    grpc.StatusCode.UNAUTHENTICATED: "the service wants credentials: check --token",
-    grpc.StatusCode.PERMISSION_DENIED: "the token is not allowed to use the service",
-    grpc.StatusCode.UNIMPLEMENTED: "this is not an emotion fusion service (or it is too old): check --target",
-}
-
-
-def stream_config(mode: str, result_rate_hz: float) -> pb.StreamConfig:
-    return pb.StreamConfig(
-        audio_encoding=pb.PCM_S16LE, audio_sample_rate_hz=SAMPLE_RATE, result_rate_hz=result_rate_hz,
-        options=fusion_options(mode),
-    )
-
 
 class StreamClient:
     """Keeps one StreamFuse call open, reopening it with back-off whenever it ends."""
@@ -96,8 +78,8 @@ class StreamClient:
                 return "the service ended the stream"
             except grpc.RpcError as error:
                 code = error.code()
-                if code in _FATAL_CODES:
-                    self.error = f"{_FATAL_CODES[code]} ({code.name}: {error.details()})"
+                if code in FATAL_CODES:
+                    self.error = f"{FATAL_CODES[code]} ({code.name}: {error.details()})"
                     self._state.set_connection("failed", self.error, logging.ERROR)
                 return f"lost the service ({code.name}: {error.details()})"
             finally:

@@ -13,7 +13,7 @@ import soundfile
 from capture_client.capture import Camera, CaptureError, Microphone, parse_source
 from capture_client.media import SAMPLE_RATE, read_audio
 from capture_client.outbox import Outbox
-from capture_client.stream import stream_config
+from capture_client.modes import stream_config
 from protos.emotion.v1 import emotion_pb2 as pb
 from tests.client.videos import write_video
 

@@ -13,7 +13,8 @@ import pytest
 from capture_client.connection import DEFAULT_TARGET, Backoff, Connection, add_connection_arguments, connection_from_args
 from capture_client.outbox import Outbox
 from capture_client.state import LiveState
-from capture_client.stream import StreamClient, stream_config
+from capture_client.modes import stream_config
+from capture_client.stream import StreamClient
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1 import emotion_pb2_grpc
 from tests.client.fake_service import RecordingFusion, serve
