@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 
 from fusion_service.features.audio import SAMPLE_RATE, WINDOW_SAMPLES
-from fusion_service.features.face import DEFAULT_DETECTOR, FacePipeline, make_detector
+from fusion_service.features.faces.names import DEFAULT_DETECTOR
+from fusion_service.features.faces.pipeline import FacePipeline, make_detector
 from tests.media import face_photo, pcm16, speech
 
 FRAME_WIDTH, FRAME_HEIGHT = 640, 480

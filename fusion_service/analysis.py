@@ -16,7 +16,10 @@ from fusion_service.audio_input import pool_window_probabilities, prepare_audio
 from fusion_service.decoding import InvalidInput
 from fusion_service.face_tracking import main_face
 from fusion_service.features.audio import N_FEATURES, N_FRAMES, AudioFeatureExtractor
-from fusion_service.features.face import DEFAULT_DETECTOR, FACE_SIZE, Box, FacePipeline, make_detector
+from fusion_service.features.faces.boxes import Box
+from fusion_service.features.faces.crop import FACE_SIZE
+from fusion_service.features.faces.names import DEFAULT_DETECTOR
+from fusion_service.features.faces.pipeline import FacePipeline, make_detector
 from fusion_service.features.speech import SpeechDetector
 from fusion_service.fusion import late_fusion
 from fusion_service.metrics import MODALITY_RESULTS, timed

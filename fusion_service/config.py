@@ -10,7 +10,7 @@ import argparse
 import os
 from dataclasses import dataclass, fields
 
-from fusion_service.features.face import DEFAULT_DETECTOR, DETECTOR_NAMES
+from fusion_service.features.faces.names import DEFAULT_DETECTOR, DETECTOR_NAMES
 
 
 @dataclass(frozen=True)

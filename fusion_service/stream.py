@@ -16,7 +16,7 @@ import numpy as np
 from fusion_service.analysis import Analyzer, Options, Outcome, resolve_options
 from fusion_service.decoding import InvalidInput, check_audio_format, check_image, decode_image, decode_pcm
 from fusion_service.features.audio import WINDOW_SECONDS
-from fusion_service.features.face import Box
+from fusion_service.features.faces.boxes import Box
 from fusion_service.metrics import DROPPED_FRAMES, timed
 from protos.emotion.v1 import emotion_pb2 as pb
 

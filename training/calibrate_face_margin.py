@@ -23,16 +23,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fusion_service.features.face import (
-    DEFAULT_DETECTOR,
-    DETECTOR_NAMES,
-    FACE_SIZE,
-    Box,
-    FaceDetector,
-    Framing,
-    face_crop,
-    make_detector,
-)
+from fusion_service.features.faces.boxes import Box, FaceDetector, Framing
+from fusion_service.features.faces.crop import FACE_SIZE, face_crop
+from fusion_service.features.faces.names import DEFAULT_DETECTOR, DETECTOR_NAMES
+from fusion_service.features.faces.pipeline import make_detector
 
 CORPORA = {"FER2013": "fer2013/train", "CK+48": "ck48"}
 CHECK_MARGINS = (-0.05, 0.0, 0.05, 0.1, 0.15)

@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from fusion_service.features.face import DETECTOR_NAMES, FacePipeline, make_detector, to_gray
+from fusion_service.features.faces.gray import to_gray
+from fusion_service.features.faces.names import DETECTOR_NAMES
+from fusion_service.features.faces.pipeline import FacePipeline, make_detector
 from protos.emotion.v1.constants import LABELS
 from training.calibrate_face_margin import in_context
 from training.face_corpora import load_ck48, load_fer2013, read_image

@@ -1,7 +1,7 @@
 """Face corpora as lists of labelled items, each read by its own corpus's conventions.
 
 Loaders only find images and their labels; turning an image into the model's input is the job of
-fusion_service.features.face (see `face_crops`), the same code the live service runs.
+fusion_service.features.faces (see `face_crop_of`), the same code the live service runs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fusion_service.features.face import FACE_SIZE, FacePipeline
+from fusion_service.features.faces.crop import FACE_SIZE
+from fusion_service.features.faces.pipeline import FacePipeline
 from protos.emotion.v1.constants import LABELS
 from training.labels import canonical_label
 

@@ -8,7 +8,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fusion_service.features.face import FACE_SIZE, FacePipeline
+from fusion_service.features.faces.crop import FACE_SIZE
+from fusion_service.features.faces.pipeline import FacePipeline
 from protos.emotion.v1.constants import LABELS
 from training.face_corpora import FaceItem, NoFaceError, face_crop_of
 

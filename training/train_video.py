@@ -24,7 +24,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from fusion_service.features.face import FACE_SIZE, FacePipeline
+from fusion_service.features.faces.crop import FACE_SIZE
+from fusion_service.features.faces.pipeline import FacePipeline
 from protos.emotion.v1.constants import LABELS
 from training.export import export_savedmodel
 from training.face_corpora import load_ck48, load_fer2013

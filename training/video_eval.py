@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from fusion_service.features.face import FacePipeline
+from fusion_service.features.faces.pipeline import FacePipeline
 from protos.emotion.v1.constants import LABELS
 from training.face_corpora import FaceItem, NoFaceError, face_crop_of, load_face_corpus
 

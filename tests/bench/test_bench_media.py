@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from bench.media import Media
-from fusion_service.features.face import FacePipeline
+from fusion_service.features.faces.pipeline import FacePipeline
 from fusion_service.features.speech import SpeechDetector
 
 

@@ -8,22 +8,16 @@ import cv2
 import numpy as np
 import pytest
 
-from fusion_service.features import blazeface
-from fusion_service.features.blazeface import BlazeFaceDetector, anchor_centres, weighted_nms
-from fusion_service.features.face import HaarFaceDetector, to_gray
+from fusion_service.features.faces import blazeface
+from fusion_service.features.faces.blazeface import BlazeFaceDetector, anchor_centres, weighted_nms
+from fusion_service.features.faces.gray import to_gray
+from fusion_service.features.faces.haar import HaarFaceDetector
 from tests.media import face_photo
 
 
 @pytest.fixture(scope="module")
 def detector() -> BlazeFaceDetector:
     return BlazeFaceDetector()
-
-
-def iou(a, b) -> float:
-    x0, y0 = max(a.x, b.x), max(a.y, b.y)
-    x1, y1 = min(a.x + a.width, b.x + b.width), min(a.y + a.height, b.y + b.height)
-    inter = max(0, x1 - x0) * max(0, y1 - y0)
-    return inter / (a.area + b.area - inter)
 
 
 def test_anchors_are_the_896_centres_of_the_short_range_model():
@@ -39,7 +33,7 @@ def test_finds_the_face_haar_finds(detector):
     gray = to_gray(face_photo())
     (haar,) = HaarFaceDetector().detect(gray)
     (found,) = detector.detect(gray)
-    assert iou(found, haar) > 0.5
+    assert found.overlap(haar) > 0.5
 
 
 @pytest.mark.parametrize("pad", [(0, 96), (96, 0)], ids=["wide", "tall"])
@@ -51,7 +45,7 @@ def test_boxes_come_back_in_the_pixels_of_a_letterboxed_image(detector, pad):
     canvas = cv2.copyMakeBorder(gray, rows, rows, cols, cols, cv2.BORDER_CONSTANT, value=0)
     (found,) = detector.detect(canvas)
     moved = found.__class__(found.x - cols, found.y - rows, found.width, found.height)
-    assert iou(moved, reference) > 0.7
+    assert moved.overlap(reference) > 0.7
 
 
 def test_faces_smaller_than_the_minimum_fraction_are_dropped():

@@ -7,17 +7,12 @@ import numpy as np
 import pytest
 from skimage import data
 
-from fusion_service.features.face import (
-    DETECTOR_NAMES,
-    FACE_SIZE,
-    Box,
-    FacePipeline,
-    Framing,
-    HaarFaceDetector,
-    face_crop,
-    make_detector,
-    to_gray,
-)
+from fusion_service.features.faces.boxes import Box, Framing, intersection_over_union
+from fusion_service.features.faces.crop import FACE_SIZE, face_crop
+from fusion_service.features.faces.gray import to_gray
+from fusion_service.features.faces.haar import HaarFaceDetector
+from fusion_service.features.faces.names import DETECTOR_NAMES
+from fusion_service.features.faces.pipeline import DETECTORS, FacePipeline, make_detector
 from tests.media import two_faces_photo
 
 
@@ -250,3 +245,16 @@ def test_a_rolled_face_comes_out_of_face_crop_upright(astronaut):
 def test_an_unknown_detector_name_is_refused_with_the_choices():
     with pytest.raises(ValueError, match="blazeface, haar"):
         make_detector("dlib")
+
+
+def test_every_detector_name_has_a_detector_in_the_registry():
+    assert sorted(DETECTORS) == sorted(DETECTOR_NAMES)
+
+
+def test_intersection_over_union_takes_one_box_against_many_and_box_overlap_agrees():
+    one = np.array([0.0, 0.0, 10.0, 10.0])
+    many = np.array([[0.0, 0.0, 10.0, 10.0], [5.0, 0.0, 15.0, 10.0], [20.0, 20.0, 30.0, 30.0], [3.0, 3.0, 3.0, 8.0]])
+
+    np.testing.assert_allclose(intersection_over_union(one, many), [1.0, 50 / 150, 0.0, 0.0])
+    assert Box(0, 0, 10, 10).overlap(Box(5, 0, 10, 10)) == pytest.approx(50 / 150)
+    assert Box(0, 0, 10, 10).overlap(Box(10, 0, 10, 10)) == 0.0  # touching edges share no area

