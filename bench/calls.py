@@ -15,6 +15,7 @@ from fusion_service.features.audio import AudioFeatureExtractor
 from fusion_service.model_client import ModelClient
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1 import emotion_pb2_grpc
+from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ
 
 TIMEOUT_S = 10.0
 
@@ -56,7 +57,7 @@ def predict(targets: dict[str, str], media: Media, runs: int) -> dict[str, Summa
 
 def fuse_request(media: Media) -> pb.FuseRequest:
     return pb.FuseRequest(
-        audio=pb.Audio(encoding=pb.PCM_S16LE, sample_rate_hz=16000, data=media.speech_window_pcm16),
+        audio=pb.Audio(encoding=pb.PCM_S16LE, sample_rate_hz=AUDIO_SAMPLE_RATE_HZ, data=media.speech_window_pcm16),
         image=pb.Image(encoded=media.frame_jpeg),
     )
 

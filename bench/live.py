@@ -26,15 +26,16 @@ import numpy as np
 
 from bench.media import CHUNK_SECONDS, Media
 from bench.stats import Summary, summarise
+from fusion_service.config import Settings
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1 import emotion_pb2_grpc
+from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ
 
 WARMUP_SECONDS = 5.0
 EDGE_SECONDS = 15.0
 MAX_LAG_GROWTH_MS = 50.0
 MIN_RATE_FRACTION = 0.9
 ABORT_LAG_MS = 5000.0  # a level whose lag passes this cannot hold: stop it early
-SERVICE_DEFAULT_RATE_HZ = 5.0
 END_TIMEOUT_S = 10.0
 
 DEFINITION = (
@@ -53,7 +54,7 @@ class StreamPlan:
 
     @property
     def expected_rate_hz(self) -> float:
-        return self.result_rate_hz or SERVICE_DEFAULT_RATE_HZ
+        return self.result_rate_hz or Settings.stream_result_rate_hz
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ async def run_stream(
         reader = asyncio.create_task(_read(call, log))
         try:
             await call.write(pb.StreamRequest(config=pb.StreamConfig(
-                audio_encoding=pb.PCM_S16LE, audio_sample_rate_hz=16000, result_rate_hz=plan.result_rate_hz,
+                audio_encoding=pb.PCM_S16LE, audio_sample_rate_hz=AUDIO_SAMPLE_RATE_HZ, result_rate_hz=plan.result_rate_hz,
             )))
             await _send(call, media, plan, log, abort)
             await call.done_writing()

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from capture_client.connection import ServiceUnreachable, add_connection_arguments, connection_from_args
+from protos.emotion.v1.constants import AUDIO_WINDOW_SECONDS, MAX_RESULT_RATE_HZ
 
 LIVE_DESCRIPTION = """\
 Live emotion recognition from a webcam and a microphone through the emotion fusion service.
@@ -45,7 +46,7 @@ def live_parser() -> argparse.ArgumentParser:
                          help="microphone index or (part of its) name, or a sound file played as the microphone (default: the system's)")
     view = parser.add_argument_group("view")
     view.add_argument("--no-window", action="store_true", help="show the view in the terminal")
-    view.add_argument("--result-rate", type=_positive, help="results per second to ask for, up to 30 (default: the service's, 5)")
+    view.add_argument("--result-rate", type=_positive, help=f"results per second to ask for, up to {MAX_RESULT_RATE_HZ:g} (default: the service's, 5)")
     view.add_argument("--duration", type=_positive, help="stop after this many seconds")
     add_connection_arguments(parser)
     return parser
@@ -85,8 +86,8 @@ def live(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.list_devices:
         return list_devices()
-    if args.result_rate is not None and args.result_rate > 30:
-        parser.error("--result-rate: the service gives at most 30 results per second")
+    if args.result_rate is not None and args.result_rate > MAX_RESULT_RATE_HZ:
+        parser.error(f"--result-rate: the service gives at most {MAX_RESULT_RATE_HZ:g} results per second")
     connection = connection_from_args(parser, args)
 
     from capture_client.capture import CaptureError, parse_source
@@ -118,7 +119,7 @@ def analyze(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     connection = connection_from_args(parser, args)
 
-    from capture_client.analyze import AUDIO_WINDOW_SECONDS, AnalysisError, Recording
+    from capture_client.analyze import AnalysisError, Recording
     from capture_client.analyze import analyze as analyze_recording
     from capture_client.timeline import summary, write_outputs
     from capture_client.media import MediaError

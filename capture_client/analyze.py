@@ -21,15 +21,14 @@ import numpy as np
 from tqdm import tqdm
 
 from capture_client.connection import Connection, wait_until_ready
-from capture_client.media import SAMPLE_RATE, MediaError, frames_at, probe, read_audio
+from capture_client.media import MediaError, frames_at, probe, read_audio
 from capture_client.modes import fusion_options, uses_audio, uses_video
 from capture_client.outbox import jpeg
 from capture_client.timeline import WindowResult
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1 import emotion_pb2_grpc
+from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ, AUDIO_WINDOW_SECONDS
 
-# The service classifies the last 2 s of the audio it gets (its model's window): sending more is waste.
-AUDIO_WINDOW_SECONDS = 2.0
 IN_FLIGHT = 4
 CALL_TIMEOUT_S = 30.0
 READY_TIMEOUT_S = 10.0
@@ -61,7 +60,8 @@ class Recording:
             missing = {"both": "no video or audio track", "audio": "no audio track (give a sound file with --audio)",
                        "video": "no video track"}[mode]
             raise MediaError(f"{path} has nothing to analyse in --mode {mode}: {missing}")
-        duration = max(info.duration_s if video is not None else 0.0, len(audio) / SAMPLE_RATE if audio is not None else 0.0)
+        audio_s = len(audio) / AUDIO_SAMPLE_RATE_HZ if audio is not None else 0.0
+        duration = max(info.duration_s if video is not None else 0.0, audio_s)
         if duration <= 0:
             raise MediaError(f"{path} is empty (duration 0 s)")
         return cls(audio, video, duration)
@@ -78,10 +78,13 @@ def requests(recording: Recording, times: list[float], mode: str) -> Iterator[pb
     for t, frame in zip(times, frames):
         request = pb.FuseRequest(options=fusion_options(mode))
         if recording.audio is not None:
-            end = min(len(recording.audio), round(t * SAMPLE_RATE))
-            window = recording.audio[max(0, end - round(AUDIO_WINDOW_SECONDS * SAMPLE_RATE)):end]
+            # The service classifies the last window of the audio it gets: sending more is waste.
+            end = min(len(recording.audio), round(t * AUDIO_SAMPLE_RATE_HZ))
+            window = recording.audio[max(0, end - round(AUDIO_WINDOW_SECONDS * AUDIO_SAMPLE_RATE_HZ)):end]
             if len(window):
-                request.audio.CopyFrom(pb.Audio(encoding=pb.PCM_S16LE, sample_rate_hz=SAMPLE_RATE, data=window.tobytes()))
+                request.audio.CopyFrom(
+                    pb.Audio(encoding=pb.PCM_S16LE, sample_rate_hz=AUDIO_SAMPLE_RATE_HZ, data=window.tobytes())
+                )
         if frame is not None:
             request.image.encoded = jpeg(frame)
         yield request

@@ -15,10 +15,11 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from capture_client.media import SAMPLE_RATE, read_audio
+from capture_client.media import read_audio
+from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ
 
 FrameHandler = Callable[[int, np.ndarray], None]  # (sequence from 1, BGR frame)
-AudioHandler = Callable[[bytes], None]  # int16 mono PCM at SAMPLE_RATE
+AudioHandler = Callable[[bytes], None]  # int16 mono PCM at AUDIO_SAMPLE_RATE_HZ
 
 
 class CaptureError(RuntimeError):
@@ -141,8 +142,8 @@ class Microphone:
         stream_class = SoundFilePlayback if is_file else sounddevice.RawInputStream
         try:
             self._stream = stream_class(
-                samplerate=SAMPLE_RATE, channels=1, dtype="int16", blocksize=round(block_seconds * SAMPLE_RATE),
-                device=device, callback=self._on_block,
+                samplerate=AUDIO_SAMPLE_RATE_HZ, channels=1, dtype="int16",
+                blocksize=round(block_seconds * AUDIO_SAMPLE_RATE_HZ), device=device, callback=self._on_block,
             )
         except (sounddevice.PortAudioError, ValueError) as error:
             found = "none found" if not list_microphones() else "see `emotion-capture --list-devices`"

@@ -11,7 +11,7 @@ import av
 import cv2
 import numpy as np
 
-SAMPLE_RATE = 16_000  # what the client captures and sends: 16 kHz mono int16
+from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ
 
 
 class MediaError(RuntimeError):
@@ -35,7 +35,7 @@ def probe(path: Path) -> MediaInfo:
         raise MediaError(f"cannot read {path}: {error}; give a video or audio file that ffmpeg can open") from None
 
 
-def read_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def read_audio(path: Path, sample_rate: int = AUDIO_SAMPLE_RATE_HZ) -> np.ndarray:
     """The file's first audio track, mixed down to mono and resampled, as int16 samples."""
     try:
         with av.open(str(path)) as container:

@@ -13,10 +13,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from capture_client.media import SAMPLE_RATE
 from protos.emotion.v1 import emotion_pb2 as pb
+from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ, AUDIO_WINDOW_SECONDS
 
-AUDIO_CAPACITY_SECONDS = 2.0
 FRAME_CAPACITY = 2
 JPEG_QUALITY = 85
 
@@ -29,8 +28,8 @@ def jpeg(frame: np.ndarray) -> bytes:
 
 
 class Outbox:
-    def __init__(self, audio_capacity_s: float = AUDIO_CAPACITY_SECONDS, frame_capacity: int = FRAME_CAPACITY):
-        self._audio_limit = int(audio_capacity_s * SAMPLE_RATE) * 2  # bytes of int16
+    def __init__(self, audio_capacity_s: float = AUDIO_WINDOW_SECONDS, frame_capacity: int = FRAME_CAPACITY):
+        self._audio_limit = int(audio_capacity_s * AUDIO_SAMPLE_RATE_HZ) * 2  # bytes of int16
         self._audio: deque[bytes] = deque()
         self._audio_bytes = 0
         self._frames: deque[tuple[int, np.ndarray]] = deque(maxlen=frame_capacity)
@@ -40,7 +39,7 @@ class Outbox:
 
     @property
     def audio_dropped_seconds(self) -> float:
-        return self.audio_dropped_bytes / 2 / SAMPLE_RATE
+        return self.audio_dropped_bytes / 2 / AUDIO_SAMPLE_RATE_HZ
 
     def put_audio(self, block: bytes) -> None:
         with self._ready:

@@ -13,9 +13,8 @@ import cv2
 import numpy as np
 
 from protos.emotion.v1 import emotion_pb2 as pb
+from protos.emotion.v1.constants import MAX_AUDIO_SAMPLE_RATE_HZ, MIN_AUDIO_SAMPLE_RATE_HZ
 
-MIN_SAMPLE_RATE = 8_000
-MAX_SAMPLE_RATE = 192_000
 MIN_IMAGE_SIDE = 16
 
 _SAMPLE_WIDTH = {pb.PCM_S16LE: 2, pb.PCM_F32LE: 4}
@@ -42,9 +41,10 @@ def check_audio_format(encoding: int, sample_rate_hz: int, field: str = "audio")
         raise InvalidInput(
             f"{field}: encoding must be PCM_S16LE or PCM_F32LE, got {_enum_name(pb.AudioEncoding, encoding)}"
         )
-    if not MIN_SAMPLE_RATE <= sample_rate_hz <= MAX_SAMPLE_RATE:
+    if not MIN_AUDIO_SAMPLE_RATE_HZ <= sample_rate_hz <= MAX_AUDIO_SAMPLE_RATE_HZ:
         raise InvalidInput(
-            f"{field}: sample_rate_hz must be between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE}, got {sample_rate_hz}"
+            f"{field}: sample_rate_hz must be between {MIN_AUDIO_SAMPLE_RATE_HZ} and {MAX_AUDIO_SAMPLE_RATE_HZ}, "
+            f"got {sample_rate_hz}"
         )
 
 

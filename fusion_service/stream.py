@@ -19,11 +19,9 @@ from fusion_service.features.audio import WINDOW_SECONDS
 from fusion_service.features.faces.boxes import Box
 from fusion_service.metrics import DROPPED_FRAMES, timed
 from protos.emotion.v1 import emotion_pb2 as pb
+from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ, MAX_AUDIO_CHUNK_SECONDS, MAX_RESULT_RATE_HZ
 
 DEFAULT_ENCODING = pb.PCM_S16LE
-DEFAULT_SAMPLE_RATE = 16_000
-MAX_CHUNK_SECONDS = 2.0
-MAX_RESULT_RATE_HZ = 30.0
 
 
 class AudioRing:
@@ -65,7 +63,7 @@ class StreamSession:
         self._rate_hz = default_rate_hz
         self._max_pixels = max_pixels
         self._encoding = DEFAULT_ENCODING
-        self._sample_rate = DEFAULT_SAMPLE_RATE
+        self._sample_rate = AUDIO_SAMPLE_RATE_HZ
         self._audio = AudioRing(int(WINDOW_SECONDS * self._sample_rate))
         self._configured = False
         self._started = False
@@ -87,7 +85,7 @@ class StreamSession:
             self._configure(request.config)
         elif kind == "audio":
             samples = decode_pcm(
-                request.audio.data, self._encoding, self._sample_rate, max_seconds=MAX_CHUNK_SECONDS, field="audio chunk"
+                request.audio.data, self._encoding, self._sample_rate, max_seconds=MAX_AUDIO_CHUNK_SECONDS, field="audio chunk"
             )
             if len(samples):
                 self._audio.append(samples)
@@ -107,7 +105,7 @@ class StreamSession:
 
     def _configure(self, config: pb.StreamConfig) -> None:
         encoding = config.audio_encoding or DEFAULT_ENCODING
-        sample_rate = config.audio_sample_rate_hz or DEFAULT_SAMPLE_RATE
+        sample_rate = config.audio_sample_rate_hz or AUDIO_SAMPLE_RATE_HZ
         check_audio_format(encoding, sample_rate, field="config")
         if config.result_rate_hz < 0 or config.result_rate_hz > MAX_RESULT_RATE_HZ or not np.isfinite(config.result_rate_hz):
             raise InvalidInput(f"config.result_rate_hz must be between 0 (default) and {MAX_RESULT_RATE_HZ:g}")

@@ -20,8 +20,10 @@ import scipy.signal
 import scipy.sparse
 from numpy.lib.stride_tricks import sliding_window_view
 
-SAMPLE_RATE = 16000
-WINDOW_SECONDS = 2.0
+# The models hear audio at the API's rate, in windows of the API's length.
+from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ as SAMPLE_RATE
+from protos.emotion.v1.constants import AUDIO_WINDOW_SECONDS as WINDOW_SECONDS
+
 WINDOW_SAMPLES = 32000
 N_FFT = 512
 HOP_LENGTH = 256

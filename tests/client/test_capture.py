@@ -11,10 +11,11 @@ import pytest
 import soundfile
 
 from capture_client.capture import Camera, CaptureError, Microphone, parse_source
-from capture_client.media import SAMPLE_RATE, read_audio
+from capture_client.media import read_audio
 from capture_client.outbox import Outbox
 from capture_client.modes import stream_config
 from protos.emotion.v1 import emotion_pb2 as pb
+from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ
 from tests.client.videos import write_video
 
 
@@ -87,7 +88,7 @@ def test_a_missing_camera_says_what_to_do():
 
 def test_a_sound_file_plays_as_the_microphone_in_blocks_through_the_sounddevice_callback(tmp_path, speech_samples):
     sound = tmp_path / "one_second.wav"
-    soundfile.write(sound, speech_samples[:SAMPLE_RATE], SAMPLE_RATE, subtype="PCM_16")
+    soundfile.write(sound, speech_samples[:AUDIO_SAMPLE_RATE_HZ], AUDIO_SAMPLE_RATE_HZ, subtype="PCM_16")
     outbox = Outbox(audio_capacity_s=30)
     blocks = []
     microphone = Microphone(str(sound), lambda block: (blocks.append(len(block)), outbox.put_audio(block)), block_seconds=0.1)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from capture_client.analyze import Recording, requests, window_times
-from capture_client.media import SAMPLE_RATE, MediaError
+from capture_client.media import MediaError
 from capture_client.timeline import WindowResult, csv_columns, write_outputs
 from protos.emotion.v1 import emotion_pb2 as pb
-from protos.emotion.v1.constants import LABELS
+from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ, LABELS
 from tests.client.results_factory import FACE, FUSED, VOICE, face_only_result, full_result
 from tests.client.videos import write_video
 
@@ -27,15 +27,15 @@ def test_windows_end_every_hop_and_at_the_very_end():
 
 def test_each_request_holds_the_two_seconds_of_audio_before_its_time_and_the_frame_shown_then(tmp_path):
     video = write_video(tmp_path / "clip.mp4", seconds=3.0, fps=10)
-    audio = (np.arange(3 * SAMPLE_RATE) % 1000).astype(np.int16)
+    audio = (np.arange(3 * AUDIO_SAMPLE_RATE_HZ) % 1000).astype(np.int16)
     recording = Recording(audio=audio, video=video, duration_s=3.0)
     times = window_times(3.0, 1.0)
     built = list(requests(recording, times, "both"))
     assert len(built) == 3
     for t, request in zip(times, built):
-        end = round(t * SAMPLE_RATE)
-        expected = audio[max(0, end - 2 * SAMPLE_RATE):end]
-        assert request.audio.sample_rate_hz == SAMPLE_RATE and request.audio.encoding == pb.PCM_S16LE
+        end = round(t * AUDIO_SAMPLE_RATE_HZ)
+        expected = audio[max(0, end - 2 * AUDIO_SAMPLE_RATE_HZ):end]
+        assert request.audio.sample_rate_hz == AUDIO_SAMPLE_RATE_HZ and request.audio.encoding == pb.PCM_S16LE
         np.testing.assert_array_equal(np.frombuffer(request.audio.data, dtype=np.int16), expected)
         image = cv2.imdecode(np.frombuffer(request.image.encoded, np.uint8), cv2.IMREAD_COLOR)
         assert image.shape == (480, 640, 3)
@@ -43,7 +43,7 @@ def test_each_request_holds_the_two_seconds_of_audio_before_its_time_and_the_fra
 
 
 def test_audio_only_mode_sends_no_frames_and_says_so(tmp_path, speech_samples):
-    video = write_video(tmp_path / "clip.mp4", seconds=1.0, fps=10, audio=speech_samples[:SAMPLE_RATE])
+    video = write_video(tmp_path / "clip.mp4", seconds=1.0, fps=10, audio=speech_samples[:AUDIO_SAMPLE_RATE_HZ])
     recording = Recording.open(video, mode="audio")
     assert recording.video is None and recording.duration_s == pytest.approx(1.0, abs=0.1)
     (request,) = requests(recording, [1.0], "audio")

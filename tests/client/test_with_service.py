@@ -19,13 +19,12 @@ from capture_client.__main__ import main
 from capture_client.analyze import window_times
 from capture_client.connection import Backoff, Connection
 from capture_client.live import run_live
-from capture_client.media import SAMPLE_RATE
 from capture_client.session import LiveSession
 from capture_client.timeline import csv_columns
 from capture_client.view import CANVAS, bar_rect
 from capture_client.window import Window
 from protos.emotion.v1 import emotion_pb2 as pb
-from protos.emotion.v1.constants import LABELS
+from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ, LABELS
 from scripts.local_stack import ROOT
 
 
@@ -154,7 +153,7 @@ def wait_for(condition, timeout_s: float) -> None:
 # Last in this module: it restarts the fusion service.
 def test_the_live_client_reconnects_after_the_service_restarts_and_says_so(stack, tmp_path, speech_samples):
     long_speech = tmp_path / "long_speech.wav"
-    soundfile.write(long_speech, np.tile(speech_samples, 10), SAMPLE_RATE, subtype="PCM_16")
+    soundfile.write(long_speech, np.tile(speech_samples, 10), AUDIO_SAMPLE_RATE_HZ, subtype="PCM_16")
     session = LiveSession(Connection(stack.fusion_target), "audio", microphone_device=str(long_speech),
                           backoff=Backoff(initial_s=0.2, max_s=1.0))
     notices = []
