@@ -20,13 +20,23 @@ Esc, q or Ctrl-C quits. Analyse a recording instead with: emotion-capture analyz
 ANALYZE_DESCRIPTION = """\
 Analyse a recording faster than real time: a video file (with its audio track, or --audio FILE) or an
 audio file. Each window (the 2 s of audio ending at time t and the frame shown at t, every --hop seconds)
-gets a result; writes timeline.csv, timeline.json and timeline.png (or only those named in --outputs)."""
+gets a result, smoothed over time as a live stream's are (--smoothing-s); writes timeline.csv, timeline.json
+and timeline.png (or only those named in --outputs)."""
 
 
 def _positive(value: str) -> float:
     number = float(value)
     if not number > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return number
+
+
+def _time_constant(value: str) -> float:
+    from protos.emotion.v1.smoothing import MAX_TIME_CONSTANT_S
+
+    number = float(value)
+    if not 0 <= number <= MAX_TIME_CONSTANT_S:
+        raise argparse.ArgumentTypeError(f"must be between 0 (no smoothing) and {MAX_TIME_CONSTANT_S:g}, got {value}")
     return number
 
 
@@ -55,6 +65,7 @@ def live_parser() -> argparse.ArgumentParser:
 def analyze_parser() -> argparse.ArgumentParser:
     from capture_client.modes import MODES
     from capture_client.timeline import OUTPUTS
+    from protos.emotion.v1.smoothing import DEFAULT_TIME_CONSTANT_S
 
     parser = argparse.ArgumentParser(prog="emotion-capture analyze", description=ANALYZE_DESCRIPTION)
     parser.add_argument("file", type=Path, help="video or audio file (anything ffmpeg reads)")
@@ -63,6 +74,9 @@ def analyze_parser() -> argparse.ArgumentParser:
     parser.add_argument("--outputs", nargs="+", choices=OUTPUTS, default=list(OUTPUTS), help="what to write (default: all)")
     parser.add_argument("--mode", choices=MODES, default="both", help="modalities to analyse (default: %(default)s)")
     parser.add_argument("--hop", type=_positive, default=0.5, help="seconds between windows (default: %(default)s)")
+    parser.add_argument("--smoothing-s", type=_time_constant, default=DEFAULT_TIME_CONSTANT_S,
+                        help="time constant of the smoothing over time, the live stream's default; the instant answers "
+                        "are kept in instant_* columns (0: none; default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_connection_arguments(parser)
     return parser
@@ -121,13 +135,14 @@ def analyze(argv: list[str]) -> int:
 
     from capture_client.analyze import AnalysisError, Recording
     from capture_client.analyze import analyze as analyze_recording
-    from capture_client.timeline import summary, write_outputs
+    from capture_client.timeline import smooth, summary, write_outputs
     from capture_client.media import MediaError
 
     try:
         recording = Recording.open(args.file, args.audio, args.mode)
         started = time.monotonic()
-        windows = analyze_recording(recording, connection, args.hop, args.mode, progress=not args.no_progress)
+        instant = analyze_recording(recording, connection, args.hop, args.mode, progress=not args.no_progress)
+        windows = smooth(instant, args.smoothing_s)
         took = time.monotonic() - started
     except (MediaError, ServiceUnreachable, AnalysisError) as error:
         print(f"emotion-capture analyze: {error}", file=sys.stderr)
@@ -135,6 +150,7 @@ def analyze(argv: list[str]) -> int:
     source = {
         "file": str(args.file), "audio_file": str(args.audio) if args.audio else None, "mode": args.mode,
         "duration_s": round(recording.duration_s, 3), "hop_s": args.hop, "audio_window_s": AUDIO_WINDOW_SECONDS,
+        "smoothing_time_constant_s": args.smoothing_s,
     }
     written = write_outputs(windows, args.out, tuple(args.outputs), source)
     print(summary(windows, took, recording.duration_s))

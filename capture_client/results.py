@@ -43,7 +43,26 @@ def face_status_text(result: pb.FuseResponse | None) -> str:
     return {pb.NO_FACE: "no face", pb.ABSENT: "no frame", **_COMMON_STATUS_TEXT}[result.video.status]
 
 
+def method_name(result: pb.FuseResponse) -> str:
+    """The fusion method in words ('weighted sum'); empty from a service too old to say."""
+    return pb.FusionMethod.Name(result.fusion_method).lower().replace("_", " ") if result.fusion_method else ""
+
+
 def weights_text(result: pb.FuseResponse) -> str:
     """Which modalities the fused answer rests on, e.g. 'face 70% + voice 30%'."""
     parts = [f"{name} {weight:.0%}" for name, weight in (("face", result.video_weight), ("voice", result.audio_weight)) if weight > 0]
     return " + ".join(parts)
+
+
+def fusion_text(result: pb.FuseResponse) -> str:
+    """How the fused answer was made, e.g. 'weighted sum: face 70% + voice 30%'."""
+    method = method_name(result)
+    return f"{method}: {weights_text(result)}" if method else weights_text(result)
+
+
+_UNCERTAINTY_TEXT = {pb.LOW_CONFIDENCE: "low confidence", pb.MODALITIES_DISAGREE: "face and voice disagree"}
+
+
+def uncertainty_text(result: pb.FuseResponse) -> str:
+    """Why the fused answer is only a guess, in words; empty when it is not one."""
+    return _UNCERTAINTY_TEXT.get(result.uncertainty_reason, "uncertain") if result.uncertain else ""

@@ -6,7 +6,7 @@ import sys
 from typing import TextIO
 
 from capture_client.modes import uses_audio, uses_video
-from capture_client.results import face_status_text, probabilities, voice_status_text, weights_text
+from capture_client.results import face_status_text, fusion_text, probabilities, uncertainty_text, voice_status_text
 from capture_client.state import ViewState
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1.constants import LABELS
@@ -27,8 +27,13 @@ def text_bar(probability: float, width: int = BAR_WIDTH) -> str:
 def terminal_text(result: pb.FuseResponse | None, state: ViewState) -> str:
     """The view as lines of text: connection, fused emotion, three bar charts, drop counts."""
     lines = [f"emotion-capture  {state.target}  [{state.connection}]  {state.results_per_second:.1f} results/s"]
-    if result is not None and result.top_emotion:
-        lines.append(f"fused emotion: {result.top_emotion.upper()} {result.top_probability:.0%}  ({weights_text(result)})")
+    if result is not None and result.uncertain:
+        lines.append(
+            f"fused emotion: uncertain ({uncertainty_text(result)}); best guess {result.top_emotion} "
+            f"{result.top_probability:.0%}  ({fusion_text(result)})"
+        )
+    elif result is not None and result.top_emotion:
+        lines.append(f"fused emotion: {result.top_emotion.upper()} {result.top_probability:.0%}  ({fusion_text(result)})")
     else:
         lines.append("fused emotion: none " + ("(waiting for results)" if result is None else "(no face and no speech)"))
     if state.stale and result is not None:

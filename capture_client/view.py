@@ -14,7 +14,9 @@ import numpy as np
 
 from capture_client.modes import uses_audio, uses_video
 from capture_client.palette import emotion_bgr
-from capture_client.results import face_status_text, probabilities, voice_status_text, weights_text
+from capture_client.results import (
+    face_status_text, method_name, probabilities, uncertainty_text, voice_status_text, weights_text,
+)
 from capture_client.state import ViewState
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1.constants import LABELS
@@ -134,18 +136,25 @@ def _draw_presence(canvas: np.ndarray, result: pb.FuseResponse | None, state: Vi
 def _draw_panel(canvas: np.ndarray, result: pb.FuseResponse | None, stale: bool) -> None:
     cv2.rectangle(canvas, (PANEL.x, PANEL.y), (PANEL.x + PANEL.w, PANEL.y + PANEL.h), PANEL_BACKGROUND, cv2.FILLED)
     top_emotion = result.top_emotion if result is not None and result.top_emotion else None
-    draw_emotion_icon(canvas, ICON_CENTER, ICON_RADIUS, top_emotion)
+    uncertain = result is not None and result.uncertain
+    # An uncertain answer is a guess: the icon shows no emotion, and the guess is named as one.
+    draw_emotion_icon(canvas, ICON_CENTER, ICON_RADIUS, None if uncertain else top_emotion)
     x = PANEL.x + 158
-    if top_emotion:
+    if uncertain:
+        cv2.putText(canvas, "UNCERTAIN", (x, PANEL.y + 74), TITLE_FONT, 0.95, WARN, 2, cv2.LINE_AA)
+        cv2.putText(canvas, f"guess: {top_emotion} {result.top_probability:.0%}", (x, PANEL.y + 98), FONT, 0.5, TEXT, 1, cv2.LINE_AA)
+        cv2.putText(canvas, uncertainty_text(result), (x, PANEL.y + 117), FONT, 0.5, WARN, 1, cv2.LINE_AA)
+    elif top_emotion:
         cv2.putText(canvas, top_emotion.upper(), (x, PANEL.y + 74), TITLE_FONT, 1.15, emotion_bgr(top_emotion), 2, cv2.LINE_AA)
         cv2.putText(canvas, f"{result.top_probability:.0%}", (x, PANEL.y + 112), TITLE_FONT, 0.9, TEXT, 1, cv2.LINE_AA)
-        cv2.putText(canvas, weights_text(result), (x, PANEL.y + 140), FONT, 0.5, MUTED, 1, cv2.LINE_AA)
     else:
         cv2.putText(canvas, "no emotion", (x, PANEL.y + 74), TITLE_FONT, 0.95, MUTED, 2, cv2.LINE_AA)
         hint = "waiting for results" if result is None else "no face and no speech"
         cv2.putText(canvas, hint, (x, PANEL.y + 106), FONT, 0.5, MUTED, 1, cv2.LINE_AA)
     if stale and result is not None:
         cv2.putText(canvas, "last result (not live)", (x, PANEL.y + 140), FONT, 0.5, WARN, 1, cv2.LINE_AA)
+    elif top_emotion:
+        _draw_fusion(canvas, result, x)
 
     for key, title in CHARTS:
         if result is None:
@@ -158,6 +167,12 @@ def _draw_panel(canvas: np.ndarray, result: pb.FuseResponse | None, stale: bool)
         else:
             scores, status = probabilities(result.audio.scores), voice_status_text(result)
         _draw_chart(canvas, key, title, status, scores, dim=stale)
+
+
+def _draw_fusion(canvas: np.ndarray, result: pb.FuseResponse, x: int) -> None:
+    """The weights used and, below them, the fusion method (when the service says which)."""
+    cv2.putText(canvas, weights_text(result), (x, PANEL.y + 136), FONT, 0.5, MUTED, 1, cv2.LINE_AA)
+    cv2.putText(canvas, method_name(result), (x, PANEL.y + 154), FONT, 0.42, MUTED, 1, cv2.LINE_AA)
 
 
 def _draw_chart(canvas: np.ndarray, key: str, title: str, status: str, scores: np.ndarray | None, dim: bool) -> None:

@@ -11,6 +11,9 @@ import os
 from dataclasses import dataclass, fields
 
 from fusion_service.features.faces.names import DEFAULT_DETECTOR, DETECTOR_NAMES
+from fusion_service.fusion_methods import DEFAULT_METHOD, METHODS
+from protos.emotion.v1.smoothing import DEFAULT_TIME_CONSTANT_S, MAX_TIME_CONSTANT_S
+from protos.emotion.v1.uncertainty import DEFAULT_CONFIDENT_ABOVE, DEFAULT_UNCERTAIN_BELOW
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,10 @@ class Settings:
     video_model_name: str = "video"
     audio_weight: float = 0.3
     video_weight: float = 0.7
+    fusion_method: str = DEFAULT_METHOD
+    uncertain_below: float = DEFAULT_UNCERTAIN_BELOW
+    confident_above: float = DEFAULT_CONFIDENT_ABOVE
+    smoothing_time_constant_s: float = DEFAULT_TIME_CONSTANT_S
     predict_timeout_s: float = 1.0
     max_audio_seconds: float = 10.0
     stream_result_rate_hz: float = 5.0
@@ -58,6 +65,13 @@ _HELP = {
     "video_model_name": "model name of the video model on its server",
     "audio_weight": "default fusion weight of the voice (renormalised over the modalities used)",
     "video_weight": "default fusion weight of the face",
+    "fusion_method": f"default fusion method, one of: {', '.join(METHODS)} (a request may name its own; one that "
+    "sets weights and no method gets weighted_sum)",
+    "uncertain_below": "fused confidence (top probability) under which an answer is marked uncertain (LOW_CONFIDENCE)",
+    "confident_above": "confidence at which a modality counts as sure: both sure of different emotions marks the answer "
+    "uncertain (MODALITIES_DISAGREE)",
+    "smoothing_time_constant_s": "default time constant of a stream's smoothing of the fused answer, in seconds "
+    "(0: none; a stream may set its own)",
     "predict_timeout_s": "deadline of one Predict call to a model server",
     "max_audio_seconds": "longest audio a Fuse call may carry; longer input is refused",
     "stream_result_rate_hz": "default results per second on a stream",
@@ -129,6 +143,13 @@ def validate(settings: Settings) -> list[str]:
         problems.append("fusion weights must be >= 0")
     if settings.audio_weight + settings.video_weight <= 0:
         problems.append("at least one fusion weight must be > 0")
+    if settings.fusion_method not in METHODS:
+        problems.append(f"--fusion-method must be one of {', '.join(METHODS)}, got {settings.fusion_method!r}")
+    for name in ("uncertain_below", "confident_above"):
+        if not 0 <= getattr(settings, name) <= 1:
+            problems.append(f"--{name.replace('_', '-')} must be between 0 and 1 (a probability)")
+    if not 0 <= settings.smoothing_time_constant_s <= MAX_TIME_CONSTANT_S:
+        problems.append(f"--smoothing-time-constant-s must be between 0 (no smoothing) and {MAX_TIME_CONSTANT_S:g}")
     for name in (
         "predict_timeout_s", "max_audio_seconds", "stream_result_rate_hz", "model_check_interval_s",
         "model_retry_backoff_s", "model_breaker_open_s",

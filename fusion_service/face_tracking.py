@@ -25,8 +25,12 @@ def main_face(boxes: Sequence[Box], followed: Box | None = None) -> int:
     if not boxes:
         raise ValueError("main_face needs at least one box")
     if followed is not None:
-        overlaps = [box.overlap(followed) for box in boxes]
-        best = max(range(len(boxes)), key=overlaps.__getitem__)
-        if overlaps[best] >= MIN_OVERLAP:
+        best = max(range(len(boxes)), key=lambda index: boxes[index].overlap(followed))
+        if continues(boxes[best], followed):
             return best
     return 0
+
+
+def continues(box: Box, followed: Box) -> bool:
+    """Whether `box` is the face `followed` was: when not, the stream's answer is about someone else now."""
+    return box.overlap(followed) >= MIN_OVERLAP

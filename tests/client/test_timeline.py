@@ -83,7 +83,7 @@ def test_json_holds_the_same_windows_with_the_label_list(tmp_path):
     first, second = document["windows"]
     assert first["time_s"] == 0.5 and first["top_emotion"] == "happy"
     assert first["fused"]["happy"] == pytest.approx(FUSED[3], abs=1e-4)
-    assert second["audio"] == {"status": "NO_SPEECH", "scores": None}
+    assert second["audio"] == {"status": "NO_SPEECH", "scores": None, "confidence": None}
     assert second["video"]["faces"] == 1
 
 
