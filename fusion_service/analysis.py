@@ -21,11 +21,14 @@ from fusion_service.features.faces.crop import FACE_SIZE
 from fusion_service.features.faces.names import DEFAULT_DETECTOR
 from fusion_service.features.faces.pipeline import FacePipeline, make_detector
 from fusion_service.features.speech import SpeechDetector
-from fusion_service.fusion import late_fusion
+from fusion_service.fusion_methods import DEFAULT_METHOD, EXPLICIT_WEIGHTS_METHOD, METHODS, method_name, method_value
 from fusion_service.metrics import MODALITY_RESULTS, timed
 from fusion_service.model_client import ModelClient, ModelContract, ModelError
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1.constants import LABELS
+from protos.emotion.v1.uncertainty import (
+    DEFAULT_CONFIDENT_ABOVE, DEFAULT_UNCERTAIN_BELOW, confidence, modalities_disagree, uncertainty_reason,
+)
 
 
 def audio_contract(model_name: str) -> ModelContract:
@@ -42,6 +45,15 @@ class Options:
     video_weight: float
     use_audio: bool = True
     use_video: bool = True
+    method: str = DEFAULT_METHOD  # a key of fusion_methods.METHODS
+
+
+@dataclass(frozen=True)
+class UncertaintyRule:
+    """The service's thresholds for calling an answer uncertain (see protos/emotion/v1/uncertainty.py)."""
+
+    uncertain_below: float = DEFAULT_UNCERTAIN_BELOW
+    confident_above: float = DEFAULT_CONFIDENT_ABOVE
 
 
 def resolve_options(request: pb.FusionOptions, defaults: Options) -> Options:
@@ -53,6 +65,15 @@ def resolve_options(request: pb.FusionOptions, defaults: Options) -> Options:
             raise InvalidInput(f"options.{name} must be a finite number >= 0, got {weight}")
     if audio_weight + video_weight <= 0:
         raise InvalidInput("options: at least one of audio_weight and video_weight must be > 0")
+    if request.method != pb.FUSION_METHOD_UNSPECIFIED:
+        try:
+            method = method_name(request.method)
+        except ValueError as error:
+            raise InvalidInput(f"options.method: {error}") from None
+    elif request.HasField("audio_weight") or request.HasField("video_weight"):
+        method = EXPLICIT_WEIGHTS_METHOD
+    else:
+        method = defaults.method
     modalities = set(request.modalities)
     unknown = modalities - {pb.AUDIO, pb.VIDEO}
     if unknown:
@@ -63,6 +84,7 @@ def resolve_options(request: pb.FusionOptions, defaults: Options) -> Options:
         video_weight=float(video_weight),
         use_audio=not modalities or pb.AUDIO in modalities,
         use_video=not modalities or pb.VIDEO in modalities,
+        method=method,
     )
 
 
@@ -83,6 +105,18 @@ def emotion_scores(probabilities: np.ndarray) -> list[pb.EmotionScore]:
     return [pb.EmotionScore(label=label, probability=float(p)) for label, p in zip(LABELS, probabilities)]
 
 
+def set_answer(response: pb.FuseResponse, probabilities: np.ndarray, disagree: bool) -> None:
+    """Fill the fused answer (scores, top emotion, uncertainty) from its distribution, judged by the response's own
+    uncertain_below: so a stream can replace an instant answer by its smoothed one and judge it alike."""
+    top = int(np.argmax(probabilities))
+    del response.fused[:]
+    response.fused.extend(emotion_scores(probabilities))
+    response.top_emotion = LABELS[top]
+    response.top_probability = float(probabilities[top])
+    response.uncertainty_reason = uncertainty_reason(response.top_probability, disagree, response.uncertain_below)
+    response.uncertain = response.uncertainty_reason != pb.UNCERTAINTY_REASON_UNSPECIFIED
+
+
 class Analyzer:
     def __init__(
         self,
@@ -91,9 +125,11 @@ class Analyzer:
         executor: Executor,
         max_audio_seconds: float,
         face_detector: str = DEFAULT_DETECTOR,
+        uncertainty: UncertaintyRule = UncertaintyRule(),
     ):
         self.audio_client = audio_client
         self.video_client = video_client
+        self.uncertainty = uncertainty
         self.max_audio_seconds = max_audio_seconds
         self._executor = executor
         self._extractor = AudioFeatureExtractor()
@@ -180,7 +216,7 @@ class Analyzer:
 
     def response(self, audio: Outcome, video: Outcome, options: Options) -> pb.FuseResponse:
         with timed("fusion"):
-            fused = late_fusion(
+            fused = METHODS[options.method](
                 {"audio": audio.probabilities, "video": video.probabilities},
                 {"audio": options.audio_weight, "video": options.video_weight},
             )
@@ -191,12 +227,12 @@ class Analyzer:
                 primary_face=video.primary_face,
                 audio_weight=fused.weights["audio"],
                 video_weight=fused.weights["video"],
+                uncertain_below=self.uncertainty.uncertain_below,
             )
             if fused.probabilities is not None:
-                top = int(np.argmax(fused.probabilities))
-                response.fused.extend(emotion_scores(fused.probabilities))
-                response.top_emotion = LABELS[top]
-                response.top_probability = float(fused.probabilities[top])
+                response.fusion_method = method_value(options.method)
+                disagree = modalities_disagree(audio.probabilities, video.probabilities, self.uncertainty.confident_above)
+                set_answer(response, fused.probabilities, disagree)
         MODALITY_RESULTS.labels("audio", pb.ModalityStatus.Name(audio.status)).inc()
         MODALITY_RESULTS.labels("video", pb.ModalityStatus.Name(video.status)).inc()
         return response
@@ -206,4 +242,5 @@ class Analyzer:
         result = pb.ModalityResult(status=outcome.status, reason=outcome.reason, model_name=model_name, model_version=outcome.version)
         if outcome.probabilities is not None:
             result.scores.extend(emotion_scores(outcome.probabilities))
+            result.confidence = confidence(outcome.probabilities)
         return result

@@ -19,7 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from fusion_service.analysis import Analyzer, audio_contract, video_contract
+from fusion_service.analysis import Analyzer, UncertaintyRule, audio_contract, video_contract
 from fusion_service.auth import TokenAuthInterceptor, TokenError, load_tokens
 from fusion_service.config import Settings
 from fusion_service.limits import StreamLimiter, client_identity
@@ -108,7 +108,8 @@ class FusionService:
         self.audio_client = self._model_client(settings.audio_model_target, audio_contract(settings.audio_model_name))
         self.video_client = self._model_client(settings.video_model_target, video_contract(settings.video_model_name))
         analyzer = Analyzer(
-            self.audio_client, self.video_client, self._executor, settings.max_audio_seconds, settings.face_detector
+            self.audio_client, self.video_client, self._executor, settings.max_audio_seconds, settings.face_detector,
+            UncertaintyRule(settings.uncertain_below, settings.confident_above),
         )
 
         try:

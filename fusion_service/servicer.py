@@ -60,7 +60,9 @@ class EmotionFusionServicer(emotion_pb2_grpc.EmotionFusionServicer):
         self._settings = settings
         self._limiter = limiter
         self._identify = identify
-        self._defaults = Options(audio_weight=settings.audio_weight, video_weight=settings.video_weight)
+        self._defaults = Options(
+            audio_weight=settings.audio_weight, video_weight=settings.video_weight, method=settings.fusion_method
+        )
         self._closing = asyncio.Event()
 
     def close_streams(self) -> None:
@@ -125,6 +127,7 @@ class EmotionFusionServicer(emotion_pb2_grpc.EmotionFusionServicer):
         session = StreamSession(
             self._analyzer, self._defaults, self._settings.stream_result_rate_hz, self._settings.max_image_pixels,
             closing=self._closing, deadline=caller_deadline(context),
+            smoothing_time_constant_s=self._settings.smoothing_time_constant_s,
         )
         ACTIVE_STREAMS.inc()
         start = time.perf_counter()

@@ -2,8 +2,9 @@
 
 Frames are checked (format, size) when they arrive but kept encoded until a result is due, and only
 the newest one is analysed: a client sending faster than the service can process has its older frames
-dropped, never queued. The answer follows one face from frame to frame (face_tracking.py). When the
-service shuts down, each stream gets a last message with final=true.
+dropped, never queued. The answer follows one face from frame to frame (face_tracking.py), and is smoothed over
+time (protos/emotion/v1/smoothing.py), afresh when that face gives way to another. When the service shuts down,
+each stream gets a last message with final=true.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from typing import AsyncIterator
 
 import numpy as np
 
-from fusion_service.analysis import Analyzer, Options, Outcome, resolve_options
+from fusion_service.analysis import Analyzer, Options, Outcome, resolve_options, set_answer
 from fusion_service.decoding import InvalidInput, check_audio_format, check_image, decode_image, decode_pcm
+from fusion_service.face_tracking import continues
 from fusion_service.features.audio import WINDOW_SECONDS
 from fusion_service.features.faces.boxes import Box
 from fusion_service.metrics import DROPPED_FRAMES, timed
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ, MAX_AUDIO_CHUNK_SECONDS, MAX_RESULT_RATE_HZ
+from protos.emotion.v1.smoothing import DEFAULT_TIME_CONSTANT_S, MAX_TIME_CONSTANT_S, Smoother
 
 DEFAULT_ENCODING = pb.PCM_S16LE
 
@@ -54,8 +57,10 @@ class StreamSession:
         *,
         closing: asyncio.Event | None = None,
         deadline: float | None = None,
+        smoothing_time_constant_s: float = DEFAULT_TIME_CONSTANT_S,
     ):
-        """`closing` set: send a final message and end. `deadline` (time.monotonic()): the stream's own."""
+        """`closing` set: send a final message and end. `deadline` (time.monotonic()): the stream's own.
+        `smoothing_time_constant_s`: the default; a StreamConfig may set its own."""
         self._analyzer = analyzer
         self._closing = closing or asyncio.Event()
         self._deadline = deadline
@@ -74,6 +79,7 @@ class StreamSession:
         self._audio_outcome = Outcome(pb.ABSENT, "no audio received on this stream yet")
         self._video_outcome = Outcome(pb.ABSENT, "no frame received on this stream yet")
         self._followed_face: Box | None = None  # the main face of the last frame that had one
+        self._smoother = Smoother(smoothing_time_constant_s)
         self._input_arrived = asyncio.Event()
 
     def accept(self, request: pb.StreamRequest) -> None:
@@ -114,6 +120,14 @@ class StreamSession:
         self._rate_hz = config.result_rate_hz or self._rate_hz
         if config.HasField("options"):
             self._options = resolve_options(config.options, self._options)
+        if config.HasField("smoothing_time_constant_s"):
+            time_constant_s = config.smoothing_time_constant_s
+            if not 0 <= time_constant_s <= MAX_TIME_CONSTANT_S:
+                raise InvalidInput(
+                    f"config.smoothing_time_constant_s must be between 0 (no smoothing) and {MAX_TIME_CONSTANT_S:g} s, "
+                    f"got {time_constant_s}"
+                )
+            self._smoother = Smoother(time_constant_s)
         self._configured = True
 
     async def results(self, requests: AsyncIterator[pb.StreamRequest]) -> AsyncIterator[pb.StreamResponse]:
@@ -182,6 +196,9 @@ class StreamSession:
                 self._audio_outcome = outcomes.pop(0)
             if video_task is not None:
                 self._video_outcome = outcomes.pop(0)
+                new_face = self._video_outcome.primary_box
+                if new_face is not None and self._followed_face is not None and not continues(new_face, self._followed_face):
+                    self._smoother.restart()  # someone else: their answer owes nothing to the last person's
                 # Kept through frames without a face: a face missed once is followed again when it is back.
                 self._followed_face = self._video_outcome.primary_box or self._followed_face
             return self._response()
@@ -193,9 +210,20 @@ class StreamSession:
         return response
 
     def _response(self) -> pb.StreamResponse:
-        return pb.StreamResponse(
+        """The latest outcomes fused; the answer smoothed, the instant one beside it."""
+        response = pb.StreamResponse(
             result=self._analyzer.response(self._audio_outcome, self._video_outcome, self._options),
             frame_sequence=self._last_sequence,
             audio_end_seconds=self._audio.total / self._sample_rate,
             frames_dropped=self._frames_dropped,
+            smoothing_time_constant_s=self._smoother.time_constant_s,
         )
+        result = response.result
+        response.instant_fused.extend(result.fused)
+        response.instant_top_emotion = result.top_emotion
+        response.instant_top_probability = result.top_probability
+        instant = np.array([score.probability for score in result.fused]) if result.fused else None
+        smoothed = self._smoother.update(asyncio.get_running_loop().time(), instant)
+        if smoothed is not None:
+            set_answer(result, smoothed, disagree=result.uncertainty_reason == pb.MODALITIES_DISAGREE)
+        return response
