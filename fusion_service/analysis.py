@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fusion_service.audio_input import pool_window_probabilities, prepare_audio
 from fusion_service.decoding import InvalidInput
 from fusion_service.face_tracking import main_face
 from fusion_service.features.audio import N_FEATURES, N_FRAMES, AudioFeatureExtractor
+from fusion_service.features.audio_input import pool_window_probabilities, prepare_audio
 from fusion_service.features.faces.boxes import Box
 from fusion_service.features.faces.crop import FACE_SIZE
 from fusion_service.features.faces.names import DEFAULT_DETECTOR

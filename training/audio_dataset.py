@@ -1,6 +1,6 @@
 """Training windows for the voice model, cut and filtered exactly as the live service cuts and filters them.
 
-Every clip, clean or augmented, goes through fusion_service.audio_input.prepare_audio: the same 2 s windows,
+Every clip, clean or augmented, goes through fusion_service.features.audio_input.prepare_audio: the same 2 s windows,
 the same speech filter, the same features. Augmentation works on the waveform, before that: noise at
 realistic SNRs (coloured noise, and babble made from other training speakers), speed perturbation (tempo and
 pitch together, as Kaldi's recipe), time shift and gain. It is resampling, FFT shaping and sums, cheap enough
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion_service.audio_input import prepare_audio
 from fusion_service.features.audio import N_FEATURES, N_FRAMES, SAMPLE_RATE, AudioFeatureExtractor, resample
+from fusion_service.features.audio_input import prepare_audio
 from fusion_service.features.speech import SpeechDetector
 from protos.emotion.v1.constants import LABELS
 from training.speech_corpora import SpeechRecord, read_audio

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from fusion_service.audio_input import pool_window_probabilities, prepare_audio
 from fusion_service.features.audio import SAMPLE_RATE, AudioFeatureExtractor
+from fusion_service.features.audio_input import pool_window_probabilities, prepare_audio
 from fusion_service.features.speech import SpeechDetector
 from training.audio_dataset import AugmentConfig, Augmenter, add_noise
 from training.reporting import evaluate_predictions, write_report

@@ -22,8 +22,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fusion_service.audio_input import pool_window_probabilities
 from fusion_service.features.audio import N_FEATURES, N_FRAMES
+from fusion_service.features.audio_input import pool_window_probabilities
 from protos.emotion.v1.constants import LABELS
 from training.audio_dataset import AugmentConfig, WindowSet, build_windows
 from training.audio_eval import write_validation_report

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fusion_service.audio_input import AudioInput, pool_window_probabilities, prepare_audio
 from fusion_service.features.audio import SAMPLE_RATE, AudioFeatureExtractor, resample
+from fusion_service.features.audio_input import AudioInput, pool_window_probabilities, prepare_audio
 from fusion_service.features.speech import SpeechDetector
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from fusion_service.audio_input import prepare_audio
 from fusion_service.features.audio import N_FEATURES, N_FRAMES, AudioFeatureExtractor
+from fusion_service.features.audio_input import prepare_audio
 from fusion_service.features.speech import SpeechDetector
 from protos.emotion.v1.constants import LABELS
 from training import audio_dataset
