@@ -263,9 +263,10 @@ function perSecond(times, now) {
 
 setInterval(() => {
   const now = performance.now();
-  const dropped = state.dropped + (state.serviceDropped || 0);
+  // Held back here while the link was behind; skipped by the service, which analyses only the newest frame.
   $("stats").textContent = `frames sent ${perSecond(state.sentTimes, now).toFixed(1)}/s · ` +
-    `results ${perSecond(state.resultTimes, now).toFixed(1)}/s · dropped ${dropped}`;
+    `results ${perSecond(state.resultTimes, now).toFixed(1)}/s · held back ${state.dropped} · ` +
+    `skipped by the service ${state.serviceDropped || 0}`;
 }, 500);
 
 buildBars();
