@@ -48,3 +48,11 @@ def face_only_result() -> pb.FuseResponse:
         top_probability=float(FACE.max()),
         video_weight=1.0,
     )
+
+
+def uncertain_result(reason: int = pb.MODALITIES_DISAGREE) -> pb.FuseResponse:
+    """full_result from a service that says how it fused, and that the answer is only a guess."""
+    result = full_result()
+    result.fusion_method = pb.WEIGHTED_SUM
+    result.uncertain, result.uncertainty_reason, result.uncertain_below = True, reason, 0.4
+    return result

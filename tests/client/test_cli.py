@@ -42,3 +42,14 @@ def test_analyze_of_something_that_is_not_media_says_so(tmp_path, capsys):
     text.write_text("not a recording")
     assert main(["analyze", str(text), "--out", str(tmp_path / "out"), "--target", "127.0.0.1:1"]) == 1
     assert f"cannot read {text}" in capsys.readouterr().err
+
+
+def test_analyze_smooths_like_a_stream_by_default_and_refuses_an_impossible_time_constant(capsys, tmp_path):
+    from capture_client.__main__ import analyze_parser
+    from protos.emotion.v1.smoothing import DEFAULT_TIME_CONSTANT_S
+
+    assert analyze_parser().parse_args(["x.mp4", "--out", str(tmp_path)]).smoothing_s == DEFAULT_TIME_CONSTANT_S
+    assert analyze_parser().parse_args(["x.mp4", "--out", str(tmp_path), "--smoothing-s", "0"]).smoothing_s == 0.0
+    with pytest.raises(SystemExit):
+        main(["analyze", "x.mp4", "--out", str(tmp_path), "--smoothing-s", "-1"])
+    assert "--smoothing-s: must be between 0 (no smoothing) and 30" in capsys.readouterr().err

@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 
 from capture_client.terminal import BAR_WIDTH, TerminalView, terminal_text, text_bar
+from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1.constants import LABELS
-from tests.client.results_factory import FACE, FUSED, VOICE, face_only_result, full_result
+from tests.client.results_factory import FACE, FUSED, VOICE, face_only_result, full_result, uncertain_result
 from tests.client.test_view import view_state
 
 
@@ -89,3 +90,11 @@ def test_into_a_file_or_pipe_views_are_appended_without_control_codes():
     view.show(terminal_text(full_result(), view_state()))
     view.show(terminal_text(face_only_result(), view_state()))
     assert "\x1b" not in output.getvalue() and output.getvalue().count("fused emotion") == 2
+
+
+def test_an_uncertain_answer_is_shown_as_a_guess_with_its_reason_and_the_fusion_method():
+    line = terminal_text(uncertain_result(), view_state()).splitlines()[1]
+    assert line == "fused emotion: uncertain (face and voice disagree); best guess happy 58%  (weighted sum: face 70% + voice 30%)"
+    assert "HAPPY" not in line
+    low = terminal_text(uncertain_result(pb.LOW_CONFIDENCE), view_state()).splitlines()[1]
+    assert "uncertain (low confidence)" in low

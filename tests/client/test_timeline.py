@@ -12,10 +12,10 @@ import pytest
 
 from capture_client.analyze import Recording, requests, window_times
 from capture_client.media import MediaError
-from capture_client.timeline import WindowResult, csv_columns, write_outputs
+from capture_client.timeline import WindowResult, csv_columns, smooth, summary, write_outputs
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ, LABELS
-from tests.client.results_factory import FACE, FUSED, VOICE, face_only_result, full_result
+from tests.client.results_factory import FACE, FUSED, VOICE, face_only_result, full_result, scores, uncertain_result
 from tests.client.videos import write_video
 
 
@@ -93,3 +93,56 @@ def test_only_the_outputs_asked_for_are_written(tmp_path):
     assert [p.name for p in written] == ["timeline.csv", "timeline.png"]
     chart = cv2.imread(str(tmp_path / "out" / "timeline.png"))
     assert chart is not None and chart.shape[1] > chart.shape[0] > 400
+
+
+def test_csv_says_how_each_answer_was_fused_and_whether_it_is_a_guess(tmp_path):
+    result = uncertain_result(pb.LOW_CONFIDENCE)
+    write_outputs([WindowResult.from_response(0.5, result), *windows()[1:]], tmp_path, ("csv",), source={"file": "x.mp4"})
+    with open(tmp_path / "timeline.csv", newline="") as file:
+        guess, sure = list(csv.DictReader(file))
+    assert (guess["uncertain"], guess["uncertainty_reason"], guess["fusion_method"]) == ("1", "LOW_CONFIDENCE", "weighted_sum")
+    assert (sure["uncertain"], sure["uncertainty_reason"], sure["fusion_method"]) == ("0", "", "")  # an older service
+    assert float(guess["video_confidence"]) == pytest.approx(FACE.max()) and sure["audio_confidence"] == ""
+    assert guess["instant_top_emotion"] == "happy"
+    for label, fused in zip(LABELS, FUSED):
+        assert float(guess[f"instant_fused_{label}"]) == pytest.approx(fused, abs=1e-4)
+
+
+def timeline(tops: list[int], hop_s: float = 0.5) -> list[WindowResult]:
+    """Windows whose answers are sure (0.8) of the given labels."""
+    results = []
+    for i, top in enumerate(tops):
+        values = np.full(len(LABELS), 0.2 / (len(LABELS) - 1))
+        values[top] = 0.8
+        response = pb.FuseResponse(fused=scores(values), top_emotion=LABELS[top], top_probability=0.8, uncertain_below=0.4)
+        results.append(WindowResult.from_response((i + 1) * hop_s, response))
+    return results
+
+
+def test_smoothing_a_timeline_steadies_its_answer_and_keeps_the_instant_one():
+    happy, sad = LABELS.index("happy"), LABELS.index("sad")
+    instant = timeline([happy] * 4 + [sad] + [happy] * 3)
+    smoothed = smooth(instant, 1.0)
+    assert [w.top_emotion for w in smoothed] == ["happy"] * 8
+    assert smoothed[4].instant_top_emotion == "sad" and smoothed[4].instant_top_probability == pytest.approx(0.8)
+    np.testing.assert_array_equal(smoothed[4].instant_fused, instant[4].fused)
+    assert [w.top_emotion for w in smooth(instant, 0.0)] == [w.top_emotion for w in instant]
+
+
+def test_a_smoothed_answer_between_two_emotions_is_judged_uncertain_by_the_services_threshold():
+    happy, sad = LABELS.index("happy"), LABELS.index("sad")
+    smoothed = smooth(timeline([happy, sad], hop_s=0.7), 1.0)  # 0.7 s: the two weigh about the same
+    assert not smoothed[0].uncertain
+    assert smoothed[1].top_probability < 0.4
+    assert smoothed[1].uncertain and smoothed[1].uncertainty_reason == "LOW_CONFIDENCE"
+
+
+def test_disagreeing_modalities_stay_uncertain_after_smoothing():
+    window = WindowResult.from_response(0.5, uncertain_result(pb.MODALITIES_DISAGREE))
+    (smoothed,) = smooth([window], 1.0)
+    assert smoothed.uncertain and smoothed.uncertainty_reason == "MODALITIES_DISAGREE"
+
+
+def test_the_summary_counts_uncertain_answers_apart():
+    line = summary([WindowResult.from_response(0.5, uncertain_result()), *windows()[1:]], took_s=1.0, duration_s=1.0)
+    assert "most often: happy (1/2 windows)" in line and line.endswith("uncertain in 1")

@@ -11,7 +11,7 @@ from capture_client.view import (
     CANVAS, ICON_CENTER, ICON_RADIUS, PANEL_BACKGROUND, TRACK, bar_rect, draw_emotion_icon, frame_placement, render,
 )
 from protos.emotion.v1.constants import LABELS
-from tests.client.results_factory import FACE, FUSED, VOICE, face, face_only_result, full_result
+from tests.client.results_factory import FACE, FUSED, VOICE, face, face_only_result, full_result, uncertain_result
 
 GREY = 128
 
@@ -123,3 +123,15 @@ def test_the_view_shows_the_icon_of_the_fused_top_emotion():
     (cx, cy), r = ICON_CENTER, ICON_RADIUS + 2
     region = (slice(cy - r, cy + r), slice(cx - r, cx + r))
     assert np.array_equal(image[region], reference[region])
+
+
+def test_an_uncertain_answer_shows_no_emotion_icon_but_names_the_guess():
+    image = render(grey_frame(), uncertain_result(), view_state())
+    reference = np.full_like(image, PANEL_BACKGROUND)
+    draw_emotion_icon(reference, ICON_CENTER, ICON_RADIUS, None)
+    (cx, cy), r = ICON_CENTER, ICON_RADIUS + 2
+    region = (slice(cy - r, cy + r), slice(cx - r, cx + r))
+    assert np.array_equal(image[region], reference[region])
+    # The bars still show what the service answered.
+    bar = bar_rect("fused", "happy")
+    assert tuple(image[bar.y + bar.h // 2, bar.x + 2]) == emotion_bgr("happy")
