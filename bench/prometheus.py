@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.stats import histogram_quantile
+from fusion_service.metrics import Stage
 
-STAGES = ("decode", "features", "face", "predict_audio", "predict_video", "fusion", "total")
+STAGES = tuple(stage.value for stage in Stage)
 
 SampleKey = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -87,7 +88,7 @@ def workload_report(delta: Snapshot) -> dict:
     errors = {
         f"{dict(labels)['method']}:{dict(labels)['code']}": int(value)
         for (name, labels), value in delta.values.items()
-        if name == "fusion_rpc_errors_total" and value > 0
+        if name == "fusion_rpc_calls_total" and dict(labels)["code"] != "OK" and value > 0
     }
     return {
         "stages": stages,

@@ -22,7 +22,7 @@ from fusion_service.features.faces.names import DEFAULT_DETECTOR
 from fusion_service.features.faces.pipeline import FacePipeline, make_detector
 from fusion_service.features.speech import SpeechDetector
 from fusion_service.fusion_methods import DEFAULT_METHOD, EXPLICIT_WEIGHTS_METHOD, METHODS, method_name, method_value
-from fusion_service.metrics import MODALITY_RESULTS, timed
+from fusion_service.metrics import MODALITY_RESULTS, Stage, timed
 from fusion_service.model_client import ModelClient, ModelContract, ModelError
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1.constants import LABELS
@@ -101,6 +101,12 @@ class Outcome:
     primary_box: Box | None = None  # for a stream to follow this face in its next frame
 
 
+def _counted(modality: str, outcome: Outcome) -> Outcome:
+    """Count each analysis once, where it ends: a stream builds responses again from cached outcomes."""
+    MODALITY_RESULTS.labels(modality, pb.ModalityStatus.Name(outcome.status)).inc()
+    return outcome
+
+
 def emotion_scores(probabilities: np.ndarray) -> list[pb.EmotionScore]:
     return [pb.EmotionScore(label=label, probability=float(p)) for label, p in zip(LABELS, probabilities)]
 
@@ -136,7 +142,7 @@ class Analyzer:
         self._speech = SpeechDetector()
         self._faces = FacePipeline(make_detector(face_detector))
 
-    async def _in_pool(self, stage: str, function, *args, **kwargs):
+    async def _in_pool(self, stage: Stage, function, *args, **kwargs):
         """Run CPU work in the pool, timing the work itself: waiting for a thread is not the stage's cost."""
 
         def work():
@@ -148,18 +154,21 @@ class Analyzer:
     async def audio(
         self, samples: np.ndarray | None, sample_rate: int, enabled: bool = True, deadline: float | None = None
     ) -> Outcome:
+        return _counted("audio", await self._audio(samples, sample_rate, enabled, deadline))
+
+    async def _audio(self, samples: np.ndarray | None, sample_rate: int, enabled: bool, deadline: float | None) -> Outcome:
         if not enabled:
             return Outcome(pb.DISABLED, "left out by options.modalities")
         if samples is None:
             return Outcome(pb.ABSENT, "the request carried no audio")
         prepared = await self._in_pool(
-            "features", prepare_audio, samples, sample_rate,
+            Stage.FEATURES, prepare_audio, samples, sample_rate,
             extractor=self._extractor, detector=self._speech, max_seconds=self.max_audio_seconds,
         )
         if prepared.speech_windows == 0:
             return Outcome(pb.NO_SPEECH, f"no speech found in {prepared.windows} audio window(s)")
         try:
-            with timed("predict_audio"):
+            with timed(Stage.PREDICT_AUDIO):
                 prediction = await self.audio_client.predict(prepared.features, deadline)
         except ModelError as error:
             return Outcome(pb.MODEL_UNAVAILABLE, str(error))
@@ -169,15 +178,18 @@ class Analyzer:
         self, image: np.ndarray | None, enabled: bool = True, deadline: float | None = None, follow: Box | None = None
     ) -> Outcome:
         """`follow`: the main face of the stream's last frame; the answer stays with it while it is in view."""
+        return _counted("video", await self._video(image, enabled, deadline, follow))
+
+    async def _video(self, image: np.ndarray | None, enabled: bool, deadline: float | None, follow: Box | None) -> Outcome:
         if not enabled:
             return Outcome(pb.DISABLED, "left out by options.modalities")
         if image is None:
             return Outcome(pb.ABSENT, "the request carried no image")
-        boxes, crops = await self._in_pool("face", self._faces.faces, image)
+        boxes, crops = await self._in_pool(Stage.FACE, self._faces.faces, image)
         if not boxes:
             return Outcome(pb.NO_FACE, "no face found in the image")
         try:
-            with timed("predict_video"):
+            with timed(Stage.PREDICT_VIDEO):
                 prediction = await self.video_client.predict(crops, deadline)
         except ModelError as error:
             return Outcome(pb.MODEL_UNAVAILABLE, str(error))
@@ -215,7 +227,7 @@ class Analyzer:
         return self.response(audio, video, options)
 
     def response(self, audio: Outcome, video: Outcome, options: Options) -> pb.FuseResponse:
-        with timed("fusion"):
+        with timed(Stage.FUSION):
             fused = METHODS[options.method](
                 {"audio": audio.probabilities, "video": video.probabilities},
                 {"audio": options.audio_weight, "video": options.video_weight},
@@ -233,8 +245,6 @@ class Analyzer:
                 response.fusion_method = method_value(options.method)
                 disagree = modalities_disagree(audio.probabilities, video.probabilities, self.uncertainty.confident_above)
                 set_answer(response, fused.probabilities, disagree)
-        MODALITY_RESULTS.labels("audio", pb.ModalityStatus.Name(audio.status)).inc()
-        MODALITY_RESULTS.labels("video", pb.ModalityStatus.Name(video.status)).inc()
         return response
 
     @staticmethod

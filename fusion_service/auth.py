@@ -9,8 +9,6 @@ from pathlib import Path
 
 import grpc
 
-from fusion_service.metrics import RPC_ERRORS
-
 OPEN_METHOD_PREFIXES = (
     "/grpc.health.v1.Health/",
     "/grpc.reflection.v1alpha.ServerReflection/",
@@ -74,7 +72,6 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
             return handler
         if self.accepts(bearer_token(handler_call_details.invocation_metadata)):
             return handler
-        RPC_ERRORS.labels(method.rsplit("/", 1)[-1], grpc.StatusCode.UNAUTHENTICATED.name).inc()
         return refusing_handler(
             handler,
             grpc.StatusCode.UNAUTHENTICATED,

@@ -25,6 +25,7 @@ from fusion_service.config import Settings
 from fusion_service.limits import StreamLimiter, client_identity
 from fusion_service.metrics import MODEL_READY
 from fusion_service.model_client import ModelClient, ModelContract
+from fusion_service.rpc_metrics import CallStatusInterceptor
 from fusion_service.resilience import CircuitBreaker, RetryPolicy
 from fusion_service.servicer import EmotionFusionServicer
 from fusion_service.wire import UndecodableRequestInterceptor
@@ -116,7 +117,10 @@ class FusionService:
             tokens = load_tokens(settings.auth_tokens_file, settings.auth_tokens)
         except TokenError as error:
             raise SystemExit(f"authentication: {error}") from None
-        interceptors: list[grpc.aio.ServerInterceptor] = [TokenAuthInterceptor(tokens)] if tokens else []
+        # First, so that it counts the final status of every call, those the others refuse included.
+        interceptors: list[grpc.aio.ServerInterceptor] = [CallStatusInterceptor()]
+        if tokens:
+            interceptors.append(TokenAuthInterceptor(tokens))
         interceptors.append(UndecodableRequestInterceptor())
         self.authenticating = bool(tokens)
         self._server = grpc.aio.server(

@@ -18,7 +18,7 @@ from fusion_service.analysis import Analyzer, Options, resolve_options
 from fusion_service.config import Settings
 from fusion_service.decoding import InvalidInput, decode_audio, decode_image
 from fusion_service.limits import LimitExceeded, StreamLimiter
-from fusion_service.metrics import ACTIVE_STREAMS, RPC_ERRORS, timed
+from fusion_service.metrics import ACTIVE_STREAMS, Stage, timed
 from fusion_service.stream import StreamSession
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1 import emotion_pb2_grpc
@@ -96,8 +96,8 @@ class EmotionFusionServicer(emotion_pb2_grpc.EmotionFusionServicer):
             raise InvalidInput("request carries neither audio nor image; send one or both")
         options = resolve_options(request.options, self._defaults)
         # "total" spans decoding too, as in a stream's result: the whole work of one answer.
-        with timed("total"):
-            with timed("decode"):
+        with timed(Stage.TOTAL):
+            with timed(Stage.DECODE):
                 samples = (
                     decode_audio(request.audio, max_seconds=self._settings.max_audio_seconds)
                     if request.HasField("audio") else None
@@ -151,7 +151,6 @@ class EmotionFusionServicer(emotion_pb2_grpc.EmotionFusionServicer):
         in its traceback, a reference cycle that keeps the request's media in memory until the cyclic
         garbage collector runs, which a flood of bad requests can outpace.
         """
-        RPC_ERRORS.labels(method, code.name).inc()
         log.info("%s request_id=%s refused: %s: %s", method, rid, code.name, message)
         context.set_code(code)
         context.set_details(message)

@@ -19,7 +19,7 @@ from fusion_service.decoding import InvalidInput, check_audio_format, check_imag
 from fusion_service.face_tracking import continues
 from fusion_service.features.audio import WINDOW_SECONDS
 from fusion_service.features.faces.boxes import Box
-from fusion_service.metrics import DROPPED_FRAMES, timed
+from fusion_service.metrics import DROPPED_FRAMES, Stage, timed
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ, MAX_AUDIO_CHUNK_SECONDS, MAX_RESULT_RATE_HZ
 from protos.emotion.v1.smoothing import DEFAULT_TIME_CONSTANT_S, MAX_TIME_CONSTANT_S, Smoother
@@ -178,12 +178,12 @@ class StreamSession:
 
     async def _result(self) -> pb.StreamResponse:
         self._input_arrived.clear()
-        with timed("total"):
+        with timed(Stage.TOTAL):
             audio_task = video_task = None
             if self._frame is not None:
                 frame, self._frame = self._frame, None
                 self._last_sequence = frame.sequence
-                with timed("decode"):
+                with timed(Stage.DECODE):
                     image = decode_image(frame.image, max_pixels=self._max_pixels, field="frame.image")
                 video_task = self._analyzer.video(image, self._options.use_video, self._deadline, self._followed_face)
             if self._new_audio:

@@ -9,7 +9,6 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from fusion_service.decoding import InvalidInput
-from fusion_service.metrics import RPC_ERRORS
 
 SERVICE_PREFIX = "/emotion.v1.EmotionFusion/"
 
@@ -58,7 +57,6 @@ class UndecodableRequestInterceptor(grpc.aio.ServerInterceptor):
 
             async def unary(request, context):
                 if isinstance(request, Undecodable):
-                    RPC_ERRORS.labels(name, grpc.StatusCode.INVALID_ARGUMENT.name).inc()
                     context.set_code(grpc.StatusCode.INVALID_ARGUMENT)
                     context.set_details(request.message)
                     return None
