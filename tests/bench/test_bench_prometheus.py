@@ -44,3 +44,12 @@ def test_workload_report_lists_stages_results_and_dropped_frames():
     assert report["modality_results"] == {"video:USED": 2}
     assert report["dropped_frames"] == 3
     assert report["rpc_errors"] == {}
+
+
+def test_workload_report_lists_calls_that_did_not_end_ok():
+    registry = CollectorRegistry()
+    calls = Counter("fusion_rpc_calls", "calls", ["service", "method", "code"], registry=registry)
+    calls.labels("emotion.v1.EmotionFusion", "Fuse", "OK").inc(40)
+    calls.labels("emotion.v1.EmotionFusion", "Fuse", "DEADLINE_EXCEEDED").inc(2)
+    report = workload_report(Snapshot.parse(generate_latest(registry).decode()))
+    assert report["rpc_errors"] == {"Fuse:DEADLINE_EXCEEDED": 2}
