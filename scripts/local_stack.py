@@ -26,7 +26,6 @@ import grpc
 from google.protobuf import text_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from protos.tfserving import model_server_config_pb2
 from scripts.supervisor import Supervisor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +73,10 @@ def multi_model_server_command(config_file: Path, port: int, poll_seconds: float
 
 def model_config_text(repository: Path, names: tuple[str, ...]) -> str:
     """TF Serving's text-format ModelServerConfig serving the newest version of each named model."""
+    # Imported here, not with the module: the TensorFlow environment's tests import this module too, and
+    # the vendored protos would clash there with the official ones of the same names.
+    from protos.tfserving import model_server_config_pb2
+
     config = model_server_config_pb2.ModelServerConfig()
     for name in names:
         entry = config.model_config_list.config.add(
@@ -99,9 +102,11 @@ class LocalStack:
         metrics_port: int = 0,
         log_dir: Path | None = None,
         fusion_args: tuple[str, ...] = (),
+        web_port: int | None = None,
     ):
         self.repository = repository
         self.ports = {"audio": audio_port, "video": video_port, "fusion": fusion_port}
+        self.web_port = web_port  # the live page's gateway; None: not started
         self.metrics_port = metrics_port
         self.log_dir = log_dir
         self.fusion_args = fusion_args
@@ -179,10 +184,17 @@ class LocalStack:
             ],
         )
 
+    def start_web(self) -> None:
+        """The gateway of the live page, in front of the fusion service."""
+        self._spawn("web", [sys.executable, "-m", "capture_client.web", f"--port={self.web_port}",
+                            f"--target={self.fusion_target}"])
+
     def start(self) -> None:
         for name in dict.fromkeys(self.models_served_with(model)[0] for model in MODEL_NAMES):
             self.start_model_server(name)
         self.start_fusion()
+        if self.web_port is not None:
+            self.start_web()
 
     def running_parts(self) -> dict[str, tuple[int | None, float]]:
         """Each part not stopped on purpose: its exit code (None while it runs) and when it was started."""
@@ -258,9 +270,11 @@ def _announce_when_serving(stack: LocalStack, server: str) -> None:
         for name in dict.fromkeys(stack.models_served_with(model)[0] for model in MODEL_NAMES)
     )
     metrics = f"   metrics http://127.0.0.1:{stack.metrics_port}/metrics" if stack.metrics_port else ""
+    page = (f"  {'live page':<22}{' ' * (len(server) + 4)}http://localhost:{stack.web_port}/   (open it in a browser)\n"
+            if stack.web_port is not None else "")
     print(
         f"\nready in {took:.1f} s\n{model_lines}"
-        f"  {'fusion service':<22}{' ' * (len(server) + 4)}grpc://{stack.fusion_target}{metrics}\n"
+        f"  {'fusion service':<22}{' ' * (len(server) + 4)}grpc://{stack.fusion_target}{metrics}\n{page}"
         "A part that exits is restarted. Ctrl-C stops everything.\n",
         flush=True,
     )
@@ -280,6 +294,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="port of the video model (default: --model-port)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("FUSION_PORT", 50051)))
     parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("FUSION_METRICS_PORT", 9464)))
+    parser.add_argument("--web-port", type=int, default=int(os.environ.get("WEB_PORT", 8080)),
+                        help="port of the live page's gateway (0: do not start it)")
     return parser.parse_args(argv)
 
 
@@ -292,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         video_port=args.video_port or args.model_port,
         fusion_port=args.port,
         metrics_port=args.metrics_port,
+        web_port=args.web_port or None,
     )
     server = "tensorflow_model_server" if shutil.which("tensorflow_model_server") else "development model server"
     stopped = threading.Event()
