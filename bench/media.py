@@ -12,10 +12,9 @@ import numpy as np
 from fusion_service.features.audio import SAMPLE_RATE, WINDOW_SAMPLES
 from fusion_service.features.faces.names import DEFAULT_DETECTOR
 from fusion_service.features.faces.pipeline import FacePipeline, make_detector
-from tests.media import face_photo, pcm16, speech
+from testkit.media import face_photo, jpeg, pcm16, speech
 
 FRAME_WIDTH, FRAME_HEIGHT = 640, 480
-JPEG_QUALITY = 90
 CHUNK_SECONDS = 0.02
 
 
@@ -30,13 +29,6 @@ def webcam_frame() -> np.ndarray:
 def face_pipeline() -> FacePipeline:
     """The pipeline the benchmarked service runs: its detector follows FUSION_FACE_DETECTOR, as the service's does."""
     return FacePipeline(make_detector(os.environ.get("FUSION_FACE_DETECTOR", DEFAULT_DETECTOR)))
-
-
-def jpeg(image: np.ndarray) -> bytes:
-    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    if not ok:
-        raise RuntimeError("OpenCV could not encode the benchmark frame as JPEG")
-    return encoded.tobytes()
 
 
 @dataclass

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile
 
+from testkit.media import speech
 from tests.client.videos import write_video
-from tests.media import speech
 
 
 @pytest.fixture(scope="session")

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import time
 
 import grpc
 import numpy as np
 import pytest
 
 from capture_client.connection import DEFAULT_TARGET, Backoff, Connection, add_connection_arguments, connection_from_args
+from capture_client.modes import stream_config
 from capture_client.outbox import Outbox
 from capture_client.state import LiveState
-from capture_client.modes import stream_config
 from capture_client.stream import StreamClient
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1 import emotion_pb2_grpc
+from testkit.waiting import wait_for
 from tests.client.fake_service import RecordingFusion, serve
 
 
@@ -98,20 +98,13 @@ def test_backoff_doubles_up_to_its_ceiling_and_starts_over_after_a_success():
     assert backoff.next_delay() == 0.5
 
 
-def wait_for(condition, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
 def test_a_stream_refused_for_credentials_stops_retrying_and_says_why():
     server, port = serve(RecordingFusion(refuse_with=grpc.StatusCode.UNAUTHENTICATED))
     state = LiveState(f"localhost:{port}", "video")
     client = StreamClient(Connection(f"localhost:{port}"), stream_config("video", 0), Outbox(), state, Backoff(0.05, 0.1))
     try:
         client.start()
-        wait_for(lambda: client.error is not None)
+        wait_for(lambda: client.error is not None, "the client to give up")
     finally:
         client.stop()
         server.stop(None)
@@ -125,7 +118,7 @@ def test_while_the_service_is_away_the_client_retries_and_says_so():
     try:
         client.start()
         outbox.put_frame(1, np.zeros((8, 8, 3), np.uint8))
-        wait_for(lambda: state.connection == "reconnecting")
+        wait_for(lambda: state.connection == "reconnecting", "the client to say it reconnects")
         _, view = state.snapshot(outbox)
     finally:
         client.stop()

@@ -8,7 +8,6 @@ import csv
 import json
 import subprocess
 import sys
-import time
 
 import cv2
 import numpy as np
@@ -26,6 +25,7 @@ from capture_client.window import Window
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ, LABELS
 from scripts.local_stack import ROOT
+from testkit.waiting import wait_for
 
 
 def record_results(session: LiveSession) -> list[pb.StreamResponse]:
@@ -143,13 +143,6 @@ def test_analyze_takes_the_audio_from_a_separate_file(stack, tmp_path, speech_wa
     assert all(row["video_status"] == "ABSENT" for row in rows if float(row["time_s"]) > 3.0)
 
 
-def wait_for(condition, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
 # Last in this module: it restarts the fusion service.
 def test_the_live_client_reconnects_after_the_service_restarts_and_says_so(stack, tmp_path, speech_samples):
     long_speech = tmp_path / "long_speech.wav"
@@ -161,13 +154,13 @@ def test_the_live_client_reconnects_after_the_service_restarts_and_says_so(stack
     session.state.set_connection = lambda state, notice, *level: (notices.append((state, notice)), set_connection(state, notice, *level))
     session.start()
     try:
-        wait_for(lambda: session.state.results_received > 0, timeout_s=20)
+        wait_for(lambda: session.state.results_received > 0, "a first result", timeout_s=20)
         stack.stop("fusion")
-        wait_for(lambda: session.state.connection == "reconnecting", timeout_s=20)
+        wait_for(lambda: session.state.connection == "reconnecting", "the client to reconnect", timeout_s=20)
         stack.start_fusion()
         stack.wait_serving(timeout_s=60)
         before = session.state.results_received
-        wait_for(lambda: session.state.results_received > before, timeout_s=30)
+        wait_for(lambda: session.state.results_received > before, "results after the restart", timeout_s=30)
         assert session.state.connection == "connected"
     finally:
         session.stop()

@@ -11,7 +11,7 @@ import av
 import cv2
 import numpy as np
 
-from tests.media import face_photo, pcm16
+from testkit.media import face_photo, pcm16
 
 FRAME_SIZE = (640, 480)
 FACE_SIDE = 400  # the face in it is about 120 px: the service looks for faces of at least a fifth of the frame

@@ -1,4 +1,4 @@
-"""Test audio made at test time: espeak-ng speech (tests/media.py) and steady background noises."""
+"""Test audio made at test time: espeak-ng speech (testkit/media.py) and steady background noises."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fusion_service.features.audio import SAMPLE_RATE
-from tests.media import speech
+from testkit.media import speech
 
 
 def at_level(samples: np.ndarray, level_dbfs: float) -> np.ndarray:

@@ -10,7 +10,7 @@ from fusion_service.features.faces import models
 from fusion_service.features.faces.blazeface import BlazeFaceDetector, anchor_centres, weighted_nms
 from fusion_service.features.faces.gray import to_gray
 from fusion_service.features.faces.haar import HaarFaceDetector
-from tests.media import face_photo
+from testkit.media import face_photo
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from fusion_service.features.faces.gray import to_gray
 from fusion_service.features.faces.haar import HaarFaceDetector
 from fusion_service.features.faces.names import DETECTOR_NAMES
 from fusion_service.features.faces.pipeline import DETECTORS, FacePipeline, make_detector
-from tests.media import two_faces_photo
+from testkit.media import two_faces_photo
 
 
 @pytest.fixture(scope="module", params=DETECTOR_NAMES)

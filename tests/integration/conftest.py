@@ -8,7 +8,7 @@ from typing import Callable, Iterator
 import pytest
 
 from scripts.local_stack import LocalStack, free_port
-from tests.integration.helpers import WAIT_S
+from testkit.waiting import WAIT_S
 
 
 @pytest.fixture(scope="session")

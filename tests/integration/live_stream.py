@@ -12,8 +12,8 @@ import pytest
 
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1 import emotion_pb2_grpc
-from tests.integration.helpers import WAIT_S, jpeg
-from tests.media import face_photo, pcm16, speech
+from testkit.media import face_photo, jpeg, pcm16, speech
+from testkit.waiting import WAIT_S
 
 CHUNK_S = 0.1
 

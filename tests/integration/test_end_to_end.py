@@ -8,7 +8,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import cv2
 import grpc
 import numpy as np
 import pytest
@@ -19,17 +18,13 @@ from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1 import emotion_pb2_grpc
 from protos.emotion.v1.constants import LABELS
 from scripts.local_stack import ROOT
-from tests.media import face_photo, no_face_photo, pcm16, speech
+from testkit.media import face_photo, jpeg, no_face_photo, pcm16, speech
 
 
 @pytest.fixture(scope="module")
 def client(stack):
     with grpc.insecure_channel(stack.fusion_target) as channel:
         yield emotion_pb2_grpc.EmotionFusionStub(channel)
-
-
-def jpeg(image: np.ndarray) -> bytes:
-    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
 
 
 def audio_message(samples: np.ndarray) -> pb.Audio:

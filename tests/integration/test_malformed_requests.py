@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1 import emotion_pb2_grpc
-from tests.integration.helpers import WAIT_S, fuse_request, jpeg
+from testkit.media import jpeg
+from testkit.waiting import WAIT_S
+from tests.integration.helpers import fuse_request
 
 MAX_MESSAGE_BYTES = 512 * 1024
 MAX_AUDIO_SECONDS = 10.0

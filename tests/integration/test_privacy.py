@@ -19,9 +19,10 @@ import pytest
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1 import emotion_pb2_grpc
 from scripts.local_stack import ROOT, free_port
-from tests.integration.helpers import WAIT_S, fuse_request, wait_for
+from testkit.media import face_photo
+from testkit.waiting import WAIT_S, wait_for
+from tests.integration.helpers import fuse_request
 from tests.integration.live_stream import LiveStream
-from tests.media import face_photo
 
 # Not searched: environments, dependencies and model files, which other processes may be writing.
 _SKIPPED_DIRS = {".venv", ".venv-ml", "node_modules", ".git", "model_repository", "runs", "__pycache__"}

@@ -10,7 +10,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos.emotion.v1 import emotion_pb2_grpc
-from tests.integration.helpers import WAIT_S, fuse_request, log_text
+from testkit.waiting import WAIT_S
+from tests.integration.helpers import fuse_request, log_text
 from tests.integration.live_stream import LiveStream
 
 

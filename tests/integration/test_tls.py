@@ -15,7 +15,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1 import emotion_pb2_grpc
 from scripts.local_stack import ROOT, LocalStack, free_port, model_server_command
-from tests.integration.helpers import WAIT_S, fuse_request, wait_for
+from testkit.waiting import WAIT_S, wait_for
+from tests.integration.helpers import fuse_request
 
 HOSTS = ("localhost", "127.0.0.1")
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import pytest
+
+from scripts.local_stack import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ML_PYTHON = REPO_ROOT / ".venv-ml" / "bin" / "python"
@@ -23,21 +23,6 @@ def ml_python() -> Path:
     if not ML_PYTHON.exists():
         pytest.fail(f"{ML_PYTHON} is missing: run `make test`, which creates the TensorFlow environment")
     return ML_PYTHON
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 60, interval_s: float = 0.2) -> None:
-    """Poll until `condition()` holds; fail the test saying `what` did not happen."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(interval_s)
 
 
 class DevModelServer:

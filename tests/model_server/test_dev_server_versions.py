@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from dev_server_models import run_directly, sample_input, write_model
-from dev_server_process import DevModelServer, wait_for
+from dev_server_process import DevModelServer
 from tensorflow_serving.apis import (
     get_model_status_pb2,
     model_pb2,
@@ -19,6 +19,8 @@ from tensorflow_serving.apis import (
     predict_pb2,
     prediction_service_pb2_grpc,
 )
+
+from testkit.waiting import wait_for
 
 pytestmark = pytest.mark.ml
 

@@ -10,7 +10,6 @@ import time
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Callable
 
-import cv2
 import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -21,7 +20,7 @@ from fusion_service.server import FusionService
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1 import emotion_pb2_grpc
 from protos.emotion.v1.constants import LABELS
-from tests.media import face_photo, pcm16, speech
+from testkit.media import face_photo, jpeg, pcm16, speech
 from tests.service.fake_model_server import FakeModelServer
 
 SAD = np.eye(len(LABELS), dtype=np.float32)[LABELS.index("sad")]
@@ -31,7 +30,7 @@ WAIT_S = 60.0  # upper bound for something that should happen; never a measured 
 
 @functools.cache
 def face_jpeg() -> bytes:
-    return cv2.imencode(".jpg", face_photo())[1].tobytes()
+    return jpeg(face_photo())
 
 
 @functools.cache

@@ -15,7 +15,7 @@ from fusion_service.features.faces.boxes import Box
 from fusion_service.model_client import Prediction
 from fusion_service.stream import StreamSession
 from protos.emotion.v1 import emotion_pb2 as pb
-from tests.media import two_faces_photo
+from testkit.media import two_faces_photo
 from tests.service.test_stream import collect, frame
 
 LARGE = Box(0, 0, 100, 100)

@@ -14,7 +14,7 @@ from fusion_service.features.faces.crop import FACE_SIZE
 from fusion_service.features.faces.gray import to_gray
 from fusion_service.features.faces.pipeline import FacePipeline
 from protos.emotion.v1.constants import LABELS
-from tests.media import face_photo, no_face_photo
+from testkit.media import face_photo, no_face_photo
 from training.face_corpora import (
     CorpusError,
     NoFaceError,

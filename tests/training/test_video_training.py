@@ -14,7 +14,7 @@ import tensorflow as tf
 
 import training.train_video as train_video  # noqa: E402
 from protos.emotion.v1.constants import LABELS  # noqa: E402
-from tests.media import face_photo, no_face_photo  # noqa: E402
+from testkit.media import face_photo, no_face_photo  # noqa: E402
 from training import evaluate  # noqa: E402
 from training.video_eval import video_predictions  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Test media made at test time: speech from espeak-ng, photographs shipped with scikit-image."""
+"""Media made at run time: speech from espeak-ng, photographs shipped with scikit-image, their JPEG bytes."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import soundfile
 
@@ -35,6 +36,14 @@ def pcm16(samples: np.ndarray) -> bytes:
     return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
 
 
+def jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    """JPEG file bytes of a BGR or gray image, as a client sends them."""
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError(f"OpenCV could not encode an image of shape {image.shape} as JPEG")
+    return encoded.tobytes()
+
+
 def face_photo() -> np.ndarray:
     """A real photograph with one frontal face (BGR)."""
     from skimage import data
@@ -44,8 +53,6 @@ def face_photo() -> np.ndarray:
 
 def two_faces_photo() -> tuple[np.ndarray, int]:
     """The same person twice side by side, the left face larger (BGR), and the column where the right one begins."""
-    import cv2
-
     head = face_photo()[20:240, 120:330]  # her head and shoulders, face about 95 px
     smaller = cv2.resize(head, None, fx=0.7, fy=0.7, interpolation=cv2.INTER_AREA)
     frame = np.zeros((head.shape[0], head.shape[1] + smaller.shape[1], 3), np.uint8)
