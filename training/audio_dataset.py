@@ -1,10 +1,12 @@
 """Training windows for the voice model, cut and filtered exactly as the live service cuts and filters them.
 
 Every clip, clean or augmented, goes through fusion_service.features.audio_input.prepare_audio: the same 2 s windows,
-the same speech filter, the same features. Augmentation works on the waveform, before that: noise at
-realistic SNRs (coloured noise, and babble made from other training speakers), speed perturbation (tempo and
-pitch together, as Kaldi's recipe), time shift and gain. It is resampling, FFT shaping and sums, cheap enough
-for 2 CPU cores. Augmented copies carry their source clip's speaker, so they stay on its side of every split.
+the same speech filter, the same features. Augmentation works on the waveform, before that: speed perturbation
+(tempo and pitch together, as Kaldi's recipe), time shift, room reverberation, noise at realistic SNRs
+(coloured noise, and babble made from other training speakers), the band limits of cheap microphones and
+telephone lines, and gain. Each corpus has its own room and microphone; these put every corpus's voices
+through many rooms and channels, so that none of them stands for an emotion. It is resampling, FFT shaping,
+filters and sums, cheap enough for 2 CPU cores. Augmented copies carry their source clip's speaker, so they stay on its side of every split.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.signal
 
 from fusion_service.features.audio import N_FEATURES, N_FRAMES, SAMPLE_RATE, AudioFeatureExtractor, resample
 from fusion_service.features.audio_input import prepare_audio
@@ -86,6 +89,23 @@ def shift(clip: np.ndarray, seconds: float) -> np.ndarray:
     return clip[min(samples, len(clip) - 1):]
 
 
+def reverberate(clip: np.ndarray, rt60_seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """The clip in a room whose echo decays by 60 dB in rt60_seconds, at the clip's speech power; as long as
+    the clip. The impulse response is the direct sound, then exponentially decaying noise of the same energy
+    (a talker about a metre from the microphone)."""
+    length = max(2, int(rt60_seconds * SAMPLE_RATE))
+    tail = rng.standard_normal(length) * np.exp(-6.9 * np.arange(length) / length)  # ln(1000) = 6.9: -60 dB
+    response = np.concatenate([[1.0], tail / np.sqrt(np.sum(tail**2))])
+    wet = scipy.signal.fftconvolve(clip.astype(np.float64), response)[: len(clip)]
+    return (wet * np.sqrt(speech_power(clip) / (speech_power(wet) + 1e-20))).astype(np.float32)
+
+
+def band_limit(clip: np.ndarray, low_hz: float, high_hz: float) -> np.ndarray:
+    """Keep low_hz..high_hz (4th-order Butterworth band-pass): a small microphone, a phone or VoIP line."""
+    sections = scipy.signal.butter(4, [low_hz, high_hz], btype="bandpass", fs=SAMPLE_RATE, output="sos")
+    return scipy.signal.sosfilt(sections, clip).astype(np.float32)
+
+
 def _fit_length(signal: np.ndarray, length: int) -> np.ndarray:
     if len(signal) >= length:
         return signal[:length]
@@ -102,6 +122,11 @@ class AugmentConfig:
     speeds: tuple[float, ...] = (0.9, 0.95, 1.0, 1.05, 1.1)
     max_shift_seconds: float = 0.3
     gain_db: tuple[float, float] = (-6.0, 6.0)
+    reverb_probability: float = 0.0
+    rt60_seconds: tuple[float, float] = (0.2, 0.8)
+    band_limit_probability: float = 0.0
+    band_low_hz: tuple[float, float] = (80.0, 300.0)
+    band_high_hz: tuple[float, float] = (3400.0, 7000.0)
 
 
 class Augmenter:
@@ -116,8 +141,12 @@ class Augmenter:
         config, rng = self.config, self.rng
         clip = change_speed(clip, float(rng.choice(config.speeds)))
         clip = shift(clip, float(rng.uniform(-config.max_shift_seconds, config.max_shift_seconds)))
+        if rng.random() < config.reverb_probability:
+            clip = reverberate(clip, float(rng.uniform(*config.rt60_seconds)), rng)
         if rng.random() < config.noise_probability:
             clip = add_noise(clip, self.noise(len(clip), speaker), float(rng.uniform(*config.snr_db)))
+        if rng.random() < config.band_limit_probability:
+            clip = band_limit(clip, float(rng.uniform(*config.band_low_hz)), float(rng.uniform(*config.band_high_hz)))
         clip = clip * np.float32(10 ** (rng.uniform(*config.gain_db) / 20))
         return np.clip(clip, -1.0, 1.0).astype(np.float32)
 

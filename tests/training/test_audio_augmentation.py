@@ -9,8 +9,10 @@ from training.audio_dataset import (
     Augmenter,
     add_noise,
     babble,
+    band_limit,
     change_speed,
     coloured_noise,
+    reverberate,
     shift,
     speech_power,
 )
@@ -91,3 +93,41 @@ def test_augmenter_is_reproducible_and_takes_babble_only_from_other_speakers():
     spectrum = np.abs(np.fft.rfft(added))
     frequencies = np.fft.rfftfreq(len(added), 1 / SAMPLE_RATE)
     assert frequencies[np.argmax(spectrum)] == pytest.approx(400.0, abs=2)  # the other speaker, not "a"
+
+
+def band_energy_db(clip: np.ndarray, low: float, high: float) -> float:
+    spectrum = np.abs(np.fft.rfft(clip.astype(np.float64))) ** 2
+    frequencies = np.fft.rfftfreq(len(clip), 1 / SAMPLE_RATE)
+    return 10 * np.log10(spectrum[(frequencies >= low) & (frequencies < high)].sum() + 1e-20)
+
+
+def test_band_limit_keeps_the_voice_band_and_removes_what_lies_outside():
+    noise = coloured_noise(2 * SAMPLE_RATE, 0.0, RNG)
+    limited = band_limit(noise, 300.0, 3400.0)
+    assert band_energy_db(limited, 500, 3000) == pytest.approx(band_energy_db(noise, 500, 3000), abs=1.5)
+    assert band_energy_db(limited, 5000, 8000) < band_energy_db(noise, 5000, 8000) - 30
+    assert band_energy_db(limited, 0, 100) < band_energy_db(noise, 0, 100) - 15
+
+
+def test_reverberation_keeps_length_and_speech_power_and_lets_sound_ring_on():
+    clip = syllables()
+    wet = reverberate(clip, 0.6, np.random.default_rng(1))
+    assert wet.shape == clip.shape and wet.dtype == np.float32
+    assert speech_power(wet) == pytest.approx(speech_power(clip), rel=0.01)
+    # Right after the last syllable the dry clip is silent; the room still rings.
+    end = len(clip) / SAMPLE_RATE
+    after = slice(int((end - 0.28) * SAMPLE_RATE), int((end - 0.18) * SAMPLE_RATE))
+    assert np.abs(clip[after]).max() == 0.0
+    assert np.sqrt(np.mean(wet[after].astype(np.float64) ** 2)) > 0.01 * np.sqrt(speech_power(clip))
+
+
+def test_augmenter_applies_reverberation_and_band_limits_when_asked():
+    clip = 0.1 * coloured_noise(SAMPLE_RATE, 0.0, RNG)
+    plain = AugmentConfig(noise_probability=0.0, speeds=(1.0,), max_shift_seconds=0.0, gain_db=(0.0, 0.0))
+    limited = AugmentConfig(**{**plain.__dict__, "band_limit_probability": 1.0, "band_high_hz": (3400.0, 3400.0)})
+    untouched = Augmenter(plain, {}, seed=0)(clip, "ravdess:01")
+    narrowed = Augmenter(limited, {}, seed=0)(clip, "ravdess:01")
+    np.testing.assert_allclose(untouched, clip, atol=1e-6)
+    assert band_energy_db(narrowed, 5000, 8000) < band_energy_db(clip, 5000, 8000) - 30
+    reverberant = AugmentConfig(**{**plain.__dict__, "reverb_probability": 1.0})
+    assert not np.allclose(Augmenter(reverberant, {}, seed=0)(clip, "ravdess:01"), untouched, atol=1e-3)

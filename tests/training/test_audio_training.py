@@ -1,4 +1,4 @@
-"""The training script's split and weights: speaker-independent, class-balanced."""
+"""The training script's split, weights, model layers and leave-one-corpus-out run."""
 
 from pathlib import Path
 
@@ -9,28 +9,44 @@ pytestmark = pytest.mark.ml
 
 import keras  # noqa: F401  (the module needs the TensorFlow environment)
 
+from fusion_service.features.audio import SAMPLE_RATE, AudioFeatureExtractor  # noqa: E402
 from protos.emotion.v1.constants import LABELS  # noqa: E402
+from training import train_audio  # noqa: E402
 from training.audio_dataset import WindowSet  # noqa: E402
+from training.audio_model import LevelNormalisation, SpecAugment, build_model, input_statistics  # noqa: E402
 from training.export import export_savedmodel  # noqa: E402
 from training.speech_corpora import SpeechRecord  # noqa: E402
-from training.train_audio import VALIDATION_SPEAKERS, build_model, sample_weights, split_records  # noqa: E402
+from training.train_audio import (  # noqa: E402
+    HELD_OUT,
+    VALIDATION_SPEAKERS,
+    leave_one_corpus_out,
+    parse_settings,
+    sample_weights,
+    split_records,
+)
+
+SMALL = {"architecture": "conv1d", "conv_filters": 4, "hidden": 8, "dropout": 0.1, "learning_rate": 1e-3,
+         "level_normalise": True, "spec_augment": False, "corpus_exponent": 0.5}
 
 
 def record(speaker: str, label: str = "happy") -> SpeechRecord:
     return SpeechRecord(Path(f"{speaker}.wav"), label, speaker, speaker.split(":")[0])
 
 
-def test_validation_speakers_are_ravdess_actors_of_both_sexes():
-    actors = [int(speaker.split(":")[1]) for speaker in VALIDATION_SPEAKERS]
-    assert all(speaker.startswith("ravdess:") for speaker in VALIDATION_SPEAKERS)
+def test_every_corpus_with_more_than_two_speakers_holds_some_out_and_ravdess_both_sexes():
+    assert set(VALIDATION_SPEAKERS) == {"ravdess", "nemo", "turevdb", "urdu"}
+    for corpus, speakers in VALIDATION_SPEAKERS.items():
+        assert speakers and all(speaker.startswith(f"{corpus}:") for speaker in speakers)
+    actors = [int(speaker.split(":")[1]) for speaker in VALIDATION_SPEAKERS["ravdess"]]
     assert {actor % 2 for actor in actors} == {0, 1}  # odd actors are male, even female
 
 
 def test_split_keeps_every_clip_of_a_validation_speaker_out_of_training():
-    records = [record(f"ravdess:{actor:02d}") for actor in range(1, 21) for _ in range(3)] + [record("tess:OAF")]
+    records = [record(speaker) for speaker in HELD_OUT for _ in range(2)]
+    records += [record(f"ravdess:{actor:02d}") for actor in range(1, 17)] + [record("tess:OAF"), record("nemo:WR0")]
     train, validation = split_records(records)
-    assert {r.speaker for r in validation} == set(VALIDATION_SPEAKERS)
-    assert not {r.speaker for r in train} & set(VALIDATION_SPEAKERS)
+    assert {r.speaker for r in validation} == HELD_OUT
+    assert not {r.speaker for r in train} & HELD_OUT
     assert len(train) + len(validation) == len(records)
 
 
@@ -39,25 +55,103 @@ def test_split_refuses_data_without_the_validation_speakers():
         split_records([record("tess:OAF")])
 
 
-def test_sample_weights_balance_classes_and_scale_tess():
-    labels = np.array([0, 0, 0, 1, 1, 3], dtype=np.int32)
-    speakers = np.array(["tess:OAF", "ravdess:01", "ravdess:02", "ravdess:01", "tess:YAF", "ravdess:03"])
-    windows = WindowSet(np.zeros((6, 1, 1), np.float32), labels, speakers, np.arange(6), np.zeros(6, np.int32))
-    weights = sample_weights(windows, tess_weight=0.5)
-    totals = np.bincount(labels, weights=weights, minlength=len(LABELS))
-    assert totals[0] == pytest.approx(totals[1]) == pytest.approx(totals[3])
-    assert weights[0] == pytest.approx(0.5 * weights[1])  # same class, TESS counts half
+def windows_of(labels: list[int], speakers: list[str], features: np.ndarray | None = None) -> WindowSet:
+    n = len(labels)
+    if features is None:
+        features = np.zeros((n, 1, 1), np.float32)
+    return WindowSet(features, np.asarray(labels, np.int32), np.asarray(speakers), np.arange(n, dtype=np.int32),
+                     np.zeros(n, np.int32))
 
 
-def test_model_holds_its_normalisation_and_outputs_seven_probabilities(tmp_path):
-    mean, variance = np.full(98, 5.0), np.full(98, 4.0)
-    model = build_model(mean, variance, conv_filters=8, hidden=16, dropout=0.1, learning_rate=1e-3)
-    probabilities = model(np.random.default_rng(0).normal(5.0, 2.0, (2, 126, 98)).astype(np.float32))
+def test_sample_weights_give_classes_equal_weight_and_corpora_their_share_within_a_class():
+    # angry: 3 nEMO windows, 1 URDU window; happy: 1 nEMO window; disgust: 2 RAVDESS windows.
+    labels = [0, 0, 0, 0, 3, 1, 1]
+    speakers = ["nemo:A", "nemo:B", "nemo:A", "urdu:SM1", "nemo:A", "ravdess:01", "ravdess:02"]
+    windows = windows_of(labels, speakers)
+    for exponent in (0.0, 0.5, 1.0):
+        weights = sample_weights(windows, exponent)
+        totals = np.bincount(labels, weights=weights, minlength=len(LABELS))
+        assert totals[0] == pytest.approx(totals[1]) == pytest.approx(totals[3])
+        assert weights.mean() == pytest.approx(1.0)
+        nemo_angry, urdu_angry = weights[:3].sum(), weights[3]
+        assert nemo_angry / urdu_angry == pytest.approx(3.0**exponent)  # corpus shares: (their windows)**exponent
+
+
+def test_settings_override_the_recipe_and_unknown_names_are_refused():
+    config = parse_settings(["architecture=cnn2d", "spec_augment=true", "corpus_exponent=0"])
+    assert (config["architecture"], config["spec_augment"], config["corpus_exponent"]) == ("cnn2d", True, 0)
+    with pytest.raises(SystemExit, match="NAME=VALUE"):
+        parse_settings(["colour=blue"])
+
+
+def speech_like(seconds: float = 2.0) -> np.ndarray:
+    rng = np.random.default_rng(4)
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    voiced = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 12))
+    return (0.1 * voiced * (np.sin(2 * np.pi * 3 * t) > -0.2) + 0.002 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def test_level_normalisation_makes_features_of_a_louder_copy_equal():
+    extractor = AudioFeatureExtractor()
+    clip = speech_like()
+    quiet, loud = extractor.batch(np.stack([0.1 * clip, 0.8 * clip]))
+    assert np.abs(quiet - loud).max() > 10  # the raw features differ by the level (18 dB in log-mel)
+    normalised = np.asarray(LevelNormalisation()(np.stack([quiet, loud])))
+    np.testing.assert_allclose(normalised[0], normalised[1], rtol=1e-3, atol=1e-2)
+
+
+def test_spec_augment_masks_in_training_only():
+    frames = np.ones((8, 126, 98), np.float32)
+    layer = SpecAugment(max_frames=20, max_bands=8, seed=1)
+    np.testing.assert_array_equal(np.asarray(layer(frames, training=False)), frames)
+    masked = np.asarray(layer(frames, training=True))
+    assert 0 < (masked == 0).mean() < 0.35
+    assert set(np.unique(masked)) <= {0.0, 1.0}
+    assert (masked[:, :, :34] == 0).any(axis=2).any()  # a span of frames goes through every feature
+
+
+@pytest.mark.parametrize("architecture", ["conv1d", "cnn2d"])
+def test_model_holds_its_normalisation_and_outputs_seven_probabilities(architecture, tmp_path):
+    features = np.random.default_rng(0).normal(5.0, 2.0, (4, 126, 98)).astype(np.float32)
+    features[:, :, 33] = np.abs(features[:, :, 33]) + 0.01  # RMS is positive
+    mean, variance = input_statistics(features, level_normalise=True)
+    model_config = {name: value for name, value in SMALL.items() if name not in train_audio.TRAINING_ONLY}
+    model = build_model(mean, variance, **{**model_config, "architecture": architecture, "spec_augment": True})
+    probabilities = model(features[:2])
     assert probabilities.shape == (2, len(LABELS))
     np.testing.assert_allclose(np.asarray(probabilities).sum(axis=1), 1.0, atol=1e-5)
-    normalisation = model.layers[1]
-    np.testing.assert_allclose(np.asarray(normalisation.mean).ravel(), mean)
-
+    normalisation = next(layer for layer in model.layers if isinstance(layer, keras.layers.Normalization))
+    np.testing.assert_allclose(np.asarray(normalisation.mean).ravel(), mean, rtol=1e-5)
     exported = export_savedmodel(model, tmp_path, "audio", "features", (126, 98), LABELS,
-                                 np.zeros((2, 126, 98), np.float32))  # verifies the reloaded signature
+                                 features[:2])  # verifies the reloaded signature
     assert (exported / "saved_model.pb").is_file()
+
+
+def test_leave_one_corpus_out_never_trains_on_the_corpus_and_measures_all_of_its_clips(monkeypatch):
+    rng = np.random.default_rng(2)
+    train_records = [record("nemo:WR0", "angry"), record("nemo:WR0", "sad"), record("tess:OAF", "angry"),
+                     record("tess:OAF", "sad"), record("urdu:SM4", "angry")]
+    validation_records = [record("nemo:EB0", "angry"), record("urdu:SM1", "sad"), record("urdu:SM1", "angry")]
+
+    def windows_for(records):
+        labels = [LABELS.index(r.label) for r in records]
+        features = rng.normal(0, 1, (len(records), 126, 98)).astype(np.float32)
+        features[:, :, 33] = np.abs(features[:, :, 33]) + 0.01
+        return windows_of(labels, [r.speaker for r in records], features)
+
+    trained_on: list[set[str]] = []
+    original_train = train_audio.train
+
+    def spying_train(config, train_windows, *args, **kwargs):
+        trained_on.append(set(train_windows.speakers))
+        return original_train(config, train_windows, *args, **kwargs)
+
+    monkeypatch.setattr(train_audio, "train", spying_train)
+    result = leave_one_corpus_out("urdu", SMALL, train_records, validation_records, windows_for(train_records),
+                                  windows_for(validation_records), epochs=1)
+    assert trained_on == [{"nemo:WR0", "tess:OAF"}]
+    assert result["test"]["n"] == 3  # urdu:SM4 from training and both held-out urdu:SM1 clips
+    assert set(result["validation_of_the_others"]) == {"nemo", "pooled", "score"}
+    with pytest.raises(SystemExit, match="no such corpus"):
+        leave_one_corpus_out("crema-d", SMALL, train_records, validation_records, windows_for(train_records),
+                             windows_for(validation_records), epochs=1)
