@@ -115,6 +115,22 @@ def calibration_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
+def ece_noise_floor(probabilities: np.ndarray, draws: int = 200, seed: int = 0) -> float:
+    """Mean ECE of a perfectly calibrated model with these answers: labels drawn from the answers themselves.
+
+    With few samples, ECE is far from 0 even for perfect calibration; this is the figure to compare it with.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+    rng = np.random.default_rng(seed)
+    cumulative = probabilities.cumsum(axis=1)
+    eces = []
+    for _ in range(draws):
+        labels = (rng.random((len(probabilities), 1)) > cumulative).sum(axis=1)
+        eces.append(expected_calibration_error(probabilities, np.minimum(labels, probabilities.shape[1] - 1)))
+    return float(np.mean(eces))
+
+
 def reliability_bins(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> list[dict]:
     """Per non-empty bin: its confidence range, size, mean confidence and accuracy."""
     confidence = np.asarray(probabilities).max(axis=1)

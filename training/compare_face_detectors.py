@@ -6,7 +6,7 @@ replicated edges, as training/calibrate_face_margin.py does, so a detector has t
 pipeline has to frame it. The held-out faces are train_video's: the FER2013 hold-out (a seeded sample of
 it) and the held-out CK+48 subjects recorded in the video report.
 
-    python -m training.compare_face_detectors [--faces ../shared/datasets/faces] [--model model_repository/video/1]
+    python -m training.compare_face_detectors [--faces ../shared/datasets/faces] [--model MODEL_DIR (default: the newest video version)]
 
 Prints the figures and writes them to training/reports/video/face_detectors.md.
 """
@@ -25,6 +25,7 @@ from fusion_service.features.faces.names import DETECTOR_NAMES
 from fusion_service.features.faces.pipeline import FacePipeline, make_detector
 from protos.emotion.v1.constants import LABELS
 from training.calibrate_face_margin import in_context
+from training.evaluate import DEFAULT_REPOSITORY, newest_version
 from training.face_corpora import load_ck48, load_fer2013, read_image
 from training.face_dataset import stratified_holdout
 from training.train_video import FER_HOLDOUT_FRACTION, REPORT_DIR, SEED
@@ -45,9 +46,10 @@ def held_out_faces(faces: Path, fer_sample: int) -> dict[str, list]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--faces", type=Path, default=Path("../shared/datasets/faces"), help="datasets' faces/ folder")
-    parser.add_argument("--model", type=Path, default=Path("model_repository/video/1"), help="exported face model")
+    parser.add_argument("--model", type=Path, help="exported face model version (default: the newest)")
     parser.add_argument("--fer-sample", type=int, default=800, help="FER2013 hold-out images used")
     args = parser.parse_args()
+    args.model = args.model or newest_version(DEFAULT_REPOSITORY, "video")
 
     signature = tf.saved_model.load(str(args.model)).signatures["serving_default"]
 

@@ -67,7 +67,7 @@ def export_savedmodel(
     model_dir = Path(repository) / name
     model_dir.mkdir(parents=True, exist_ok=True)
     if version is None:
-        version = _next_version(model_dir)
+        version = next_version(model_dir)
 
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{version}-", dir=model_dir))
     staging.chmod(0o755)  # mkdtemp makes it private; a model server may run as another user
@@ -95,7 +95,10 @@ def export_savedmodel(
     return target
 
 
-def _next_version(model_dir: Path) -> int:
+def next_version(model_dir: Path) -> int:
+    """One above the highest version in model_dir (1 in an empty or missing one)."""
+    if not model_dir.is_dir():
+        return 1
     versions = [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()]
     return max(versions, default=0) + 1
 

@@ -27,7 +27,7 @@ import numpy as np
 from fusion_service.features.faces.crop import FACE_SIZE
 from fusion_service.features.faces.pipeline import FacePipeline
 from protos.emotion.v1.constants import LABELS
-from training.export import export_savedmodel
+from training.export import export_savedmodel, next_version
 from training.face_corpora import load_ck48, load_fer2013
 from training.face_dataset import (
     augmenter,
@@ -67,7 +67,6 @@ SEARCH_EPOCHS = 2
 SEARCH_TRAIN_SUBSET = 3000  # FER2013 training images per trial (plus the CK+ training subjects)
 
 MODEL_NAME = "video"
-EXPORT_VERSION = 1
 ROOT = Path(__file__).resolve().parent
 CHECKPOINT_DIR = ROOT / "checkpoints" / "video"
 REPORT_DIR = ROOT / "reports" / "video"
@@ -245,11 +244,16 @@ def write_search_record(record: dict) -> None:
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """After every epoch: save model + optimizer + state and the summary; when validation improves, export and report."""
+    """After every epoch: save model + optimizer + state and the summary; when validation improves, export and report.
+
+    A run exports to one new version (replaced at each better epoch); `python -m training.calibrate video` then
+    exports it calibrated as the next one, so until then the newest version serves uncalibrated probabilities.
+    """
 
     def __init__(self, splits: Splits, config: dict, out: Path, state: dict) -> None:
         super().__init__()
         self.splits, self.config, self.out, self.state = splits, config, out, state
+        self.version = next_version(out / MODEL_NAME)
         self.epoch_started = time.time()
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -270,7 +274,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self.state["best_score"], self.state["best_epoch"] = scores["score"], epoch + 1
             exported = export_savedmodel(
                 self.model, self.out, MODEL_NAME, "image", (FACE_SIZE, FACE_SIZE, 1), LABELS,
-                self.splits.x_fer[:8], version=EXPORT_VERSION,
+                self.splits.x_fer[:8], version=self.version,
             )
             write_validation_report(self.model, self.splits, self.config, self.state)
             print(f"  new best (score {scores['score']:.4f}): exported to {exported}, report in {REPORT_DIR}",

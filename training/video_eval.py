@@ -28,6 +28,11 @@ def evaluation_items(items: list[FaceItem]) -> list[FaceItem]:
 def video_predictions(data_dir: Path, model_dir: Path) -> tuple[list[str], list[np.ndarray | None]]:
     """True labels and probabilities (None where no face was found) for every labelled image under data_dir."""
     items = evaluation_items(load_face_corpus(Path(data_dir)))
+    return [item.label for item in items], crop_predictions(items, model_dir)
+
+
+def crop_predictions(items: list[FaceItem], model_dir: Path) -> list[np.ndarray | None]:
+    """The served model's probabilities per item (None where no face was found)."""
     serve = tf.saved_model.load(str(model_dir)).signatures["serving_default"]
     pipeline = FacePipeline()
     crops: list[np.ndarray | None] = []
@@ -46,4 +51,4 @@ def video_predictions(data_dir: Path, model_dir: Path) -> tuple[list[str], list[
             raise RuntimeError(f"model {model_dir} answers with labels {served_labels}, expected {list(LABELS)}")
         for i, row in zip(batch, outputs["probabilities"].numpy()):
             probabilities[i] = row
-    return [item.label for item in items], probabilities
+    return probabilities

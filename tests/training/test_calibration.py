@@ -7,6 +7,7 @@ from scipy.special import softmax
 from training.calibration import (
     Calibration,
     calibration_metrics,
+    ece_noise_floor,
     expected_calibration_error,
     fit,
     plot_reliability,
@@ -78,3 +79,10 @@ def test_reliability_diagram_is_written(tmp_path):
     probabilities, labels = overconfident_answers(300, 2.0, seed=5)
     plot_reliability({"before": (probabilities, labels), "after": (probabilities, labels)}, tmp_path / "r.png", "t")
     assert (tmp_path / "r.png").stat().st_size > 1000
+
+
+def test_ece_noise_floor_shrinks_with_more_samples():
+    few, _ = overconfident_answers(100, 1.0, seed=6)
+    many, _ = overconfident_answers(5000, 1.0, seed=6)
+    assert ece_noise_floor(few) > 2 * ece_noise_floor(many)
+    assert ece_noise_floor(many) < 0.03

@@ -1,0 +1,262 @@
+"""Calibrate an exported model on its validation speakers or subjects and export it, calibrated, as the next version.
+
+    python -m training.calibrate audio --data ../shared/datasets --out model_repository
+    python -m training.calibrate video --data ../shared/datasets --out model_repository
+
+The step after training (`make train-audio` / `make train-video` run it), and how the served models were
+calibrated without retraining. The model's own answers come from the newest version's `uncalibrated` signature
+(or, for a version exported before calibration existed, its serving signature). Temperature and vector scaling
+are compared by two-fold cross-validated NLL on the fitting half of training.validation_halves; the better one is
+fitted on the whole fitting half, and ECE, NLL and reliability diagrams before and after are measured on the
+reporting half, per corpus. The calibrated model is exported as the next version and older versions are removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from fusion_service.features.audio import N_FEATURES, N_FRAMES, SAMPLE_RATE, AudioFeatureExtractor
+from fusion_service.features.audio_input import prepare_audio
+from fusion_service.features.faces.pipeline import FACE_SIZE, FacePipeline
+from fusion_service.features.speech import SpeechDetector
+from protos.emotion.v1.constants import LABELS
+from training import calibration as cal
+from training.export import (
+    PROBABILITIES_KEY,
+    SIGNATURE_NAME,
+    UNCALIBRATED_SIGNATURE_NAME,
+    export_savedmodel,
+    next_version,
+    read_calibration,
+)
+from training.evaluate import newest_version
+from training.face_corpora import face_crop_of
+from training.speech_corpora import read_audio
+from training.validation_halves import FIT_FOLDS, REPORT_PART, audio_validation, face_validation
+
+REPORTS = Path(__file__).resolve().parent / "reports"
+BATCH_SIZE = 256
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    input_key: str
+    input_shape: tuple[int, ...]
+
+
+SPECS = {"audio": ModelSpec("features", (N_FRAMES, N_FEATURES)), "video": ModelSpec("image", (FACE_SIZE, FACE_SIZE, 1))}
+
+
+@dataclass
+class CalibrationSet:
+    """One corpus's validation samples: model inputs per sample ([windows, ...]; a face is one window)."""
+
+    corpus: str
+    inputs: list[np.ndarray]
+    labels: np.ndarray
+    parts: np.ndarray
+
+
+def raw_endpoint(version_dir: Path) -> str:
+    """The signature that answers without calibration."""
+    loaded = tf.saved_model.load(str(version_dir))
+    if UNCALIBRATED_SIGNATURE_NAME in loaded.signatures:
+        return UNCALIBRATED_SIGNATURE_NAME
+    recorded = read_calibration(version_dir)
+    if recorded is not None and recorded["method"] != "none":
+        raise SystemExit(f"{version_dir} is calibrated but has no {UNCALIBRATED_SIGNATURE_NAME!r} signature; "
+                         "calibrate the model it was made from instead")
+    return SIGNATURE_NAME
+
+
+class RawModel(keras.Model):
+    """The exported model's uncalibrated probabilities as a Keras model, to export again with a calibration."""
+
+    def __init__(self, version_dir: Path, endpoint: str, input_shape: tuple[int, ...], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.served = keras.layers.TFSMLayer(str(version_dir), call_endpoint=endpoint)
+        self(np.zeros((1, *input_shape), dtype=np.float32))  # builds it: Keras exports built models only
+
+    def call(self, inputs):
+        return self.served(inputs)[PROBABILITIES_KEY]
+
+
+def predict_windows(model: RawModel, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Raw probabilities per sample ([windows, classes]), predicted in batches."""
+    if not inputs:
+        return []
+    stacked = np.concatenate(inputs).astype(np.float32)
+    rows = np.concatenate([np.asarray(model(stacked[i:i + BATCH_SIZE])) for i in range(0, len(stacked), BATCH_SIZE)])
+    return np.split(rows, np.cumsum([len(x) for x in inputs])[:-1])
+
+
+def audio_sets(data: Path) -> list[CalibrationSet]:
+    """Speech windows of every validation clip with at least one (clips without speech get no answer to calibrate)."""
+    speech_dir = data / "speech" if (data / "speech").is_dir() else data
+    records, parts = audio_validation(speech_dir)
+    extractor, detector = AudioFeatureExtractor(), SpeechDetector()
+    inputs, kept = [], []
+    for index, record in enumerate(records):
+        features = prepare_audio(read_audio(record.path), SAMPLE_RATE, extractor=extractor, detector=detector).features
+        if len(features):
+            inputs.append(features)
+            kept.append(index)
+    labels = np.array([LABELS.index(records[i].label) for i in kept])
+    return [CalibrationSet("ravdess", inputs, labels, parts[kept])]
+
+
+def video_sets(data: Path) -> list[CalibrationSet]:
+    pipeline = FacePipeline()
+    sets = []
+    for validation in face_validation(data / "faces"):
+        inputs = [face_crop_of(item, pipeline)[None] for item in validation.items]
+        labels = np.array([LABELS.index(item.label) for item in validation.items])
+        sets.append(CalibrationSet(validation.corpus, inputs, labels, validation.parts))
+    return sets
+
+
+LOADERS: dict[str, Callable[[Path], list[CalibrationSet]]] = {"audio": audio_sets, "video": video_sets}
+
+
+def select(windows: list[list[np.ndarray]], sets: list[CalibrationSet], parts: Sequence[int]
+           ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Samples (all corpora together) whose part is in `parts`."""
+    chosen, labels = [], []
+    for corpus_windows, s in zip(windows, sets):
+        for w, label, part in zip(corpus_windows, s.labels, s.parts):
+            if part in parts:
+                chosen.append(w)
+                labels.append(label)
+    return chosen, np.array(labels)
+
+
+def choose_method(windows: list[list[np.ndarray]], sets: list[CalibrationSet]) -> dict[str, float]:
+    """Two-fold cross-validated NLL of each method on the fitting half (fit on one fold, score on the other)."""
+    scores = {}
+    for method in cal.METHODS:
+        total, count = 0.0, 0
+        for fit_fold in FIT_FOLDS:
+            score_fold = [f for f in FIT_FOLDS if f != fit_fold]
+            fitted = cal.fit(method, *select(windows, sets, [fit_fold]))
+            samples, labels = select(windows, sets, score_fold)
+            total += cal.negative_log_likelihood(cal.pooled(fitted, samples), labels) * len(labels)
+            count += len(labels)
+        scores[method] = total / count
+    return scores
+
+
+def calibrate(modality: str, data: Path, repository: Path, model_dir: Path | None = None,
+              report_dir: Path | None = None) -> Path:
+    """Fit, report and export; returns the new version directory."""
+    started = time.monotonic()
+    model_dir = model_dir or newest_version(repository, modality)
+    report_dir = report_dir or REPORTS / modality / "calibration"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    endpoint = raw_endpoint(model_dir)
+    model = RawModel(model_dir, endpoint, SPECS[modality].input_shape)
+    sets = LOADERS[modality](data)
+    windows = [predict_windows(model, s.inputs) for s in sets]
+    print(f"{modality}: raw answers of {model_dir} ({endpoint!r}) on "
+          + ", ".join(f"{s.corpus} {len(s.labels)}" for s in sets) + f" samples, {time.monotonic() - started:.0f} s",
+          flush=True)
+
+    cross_validated = choose_method(windows, sets)
+    method = min(cross_validated, key=cross_validated.get)
+    calibration = cal.fit(method, *select(windows, sets, FIT_FOLDS))
+    print(f"cross-validated NLL {cross_validated}: {method} {calibration.to_dict()}", flush=True)
+
+    per_corpus = {}
+    identity = cal.Calibration.identity(len(LABELS))
+    for corpus_windows, s in zip(windows, sets):
+        samples, labels = select([corpus_windows], [s], [REPORT_PART])
+        before, after = cal.pooled(identity, samples), cal.pooled(calibration, samples)
+        per_corpus[s.corpus] = {"before": cal.calibration_metrics(before, labels),
+                                "after": cal.calibration_metrics(after, labels),
+                                "ece_noise_floor_after": cal.ece_noise_floor(after)}
+        cal.plot_reliability({"before": (before, labels), "after": (after, labels)},
+                             report_dir / f"reliability_{s.corpus}.png",
+                             f"{modality} model, {s.corpus} reporting half")
+
+    details = {
+        "fitted_on": {s.corpus: int(np.isin(s.parts, FIT_FOLDS).sum()) for s in sets},
+        "source_model": str(model_dir), "source_signature": endpoint,
+        "cross_validated_nll": cross_validated,
+        "split": "training.validation_halves: fitted on parts 0+1, measured on part 2 (other speakers/subjects)",
+    }
+    version_dir = export_savedmodel(
+        model, repository, modality, SPECS[modality].input_key, SPECS[modality].input_shape, LABELS,
+        np.concatenate(sets[0].inputs[:4])[:8], version=next_version(repository / modality),
+        calibration=calibration, calibration_details=details,
+    )
+    removed = remove_older_versions(repository / modality, keep=version_dir)
+    report = {"model": str(version_dir), "method": method, "calibration": calibration.to_dict(), **details,
+              "ece_bins": cal.ECE_BINS, "reporting_half": per_corpus, "removed_versions": removed,
+              "seconds": round(time.monotonic() - started)}
+    (report_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (report_dir / "README.md").write_text(markdown(modality, report))
+    print(f"exported {version_dir} (removed {removed}); report in {report_dir}", flush=True)
+    return version_dir
+
+
+def remove_older_versions(model_dir: Path, keep: Path) -> list[str]:
+    """Older version directories go, so the repository holds the served model only (git keeps the history)."""
+    removed = []
+    for path in sorted(model_dir.iterdir()):
+        if path.is_dir() and path.name.isdigit() and int(path.name) < int(keep.name):
+            shutil.rmtree(path)
+            removed.append(path.name)
+    return removed
+
+
+def markdown(modality: str, report: dict) -> str:
+    lines = [f"# {modality.capitalize()} model: calibration", "",
+             f"Served model `{report['model']}`: **{report['method']} scaling** inside the SavedModel "
+             f"(`{report['calibration']['formula']}`), fitted on the fitting half of the validation "
+             f"speakers/subjects ({report['fitted_on']}) and measured here on the reporting half, which it never saw "
+             f"({report['split']}). Method chosen by two-fold cross-validated NLL on the fitting half: "
+             + ", ".join(f"{k} {v:.3f}" for k, v in report["cross_validated_nll"].items()) + ".", "",
+             f"ECE: {report['ece_bins']} equal-width bins of the top answer's confidence.", "",
+             "ECE floor: the mean ECE a perfectly calibrated model with the same answers would show at this n "
+             "(labels drawn from the calibrated probabilities); with few samples ECE cannot be measured below it.", "",
+             "| corpus (reporting half) | n | accuracy before | after | ECE before | after | ECE floor | "
+             "NLL before | after | mean confidence before | after |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for corpus, views in report["reporting_half"].items():
+        b, a = views["before"], views["after"]
+        lines.append(f"| {corpus} | {b['n']} | {b['accuracy']:.3f} | {a['accuracy']:.3f} | {b['ece']:.3f} | "
+                     f"{a['ece']:.3f} | {views['ece_noise_floor_after']:.3f} | {b['nll']:.3f} | {a['nll']:.3f} | "
+                     f"{b['mean_confidence']:.3f} | {a['mean_confidence']:.3f} |")
+    lines += [""] + [f"![{corpus}](reliability_{corpus}.png)" for corpus in report["reporting_half"]]
+    lines += ["", f"Reproduce: `python -m training.calibrate {modality} --data ../shared/datasets "
+              "--out model_repository` (the step after training in `make train-"
+              f"{modality}`).", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.calibrate", description=__doc__.split("\n")[0])
+    parser.add_argument("modality", choices=sorted(LOADERS))
+    parser.add_argument("--data", type=Path, default=Path("../shared/datasets"), help="datasets folder")
+    parser.add_argument("--out", type=Path, default=Path("model_repository"), help="model repository")
+    parser.add_argument("--model", type=Path, help="exported version to calibrate (default: the newest)")
+    args = parser.parse_args(argv)
+    if not args.data.is_dir():
+        parser.error(f"data folder {args.data} does not exist")
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    calibrate(args.modality, args.data, args.out, args.model)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
