@@ -15,7 +15,8 @@ from tests.deploy.rendering import DEPLOY
 COMPOSE_FILE = DEPLOY / "compose.yaml"
 SERVICES = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
 FUSION = SERVICES["fusion"]
-MODEL_SERVERS = {name: s for name, s in SERVICES.items() if name != "fusion"}
+WEB = SERVICES["web"]
+MODEL_SERVERS = {name: s for name, s in SERVICES.items() if name not in ("fusion", "web")}
 
 
 def flags(command: list[str]) -> dict[str, str]:
@@ -33,6 +34,7 @@ def mounted(service: dict, container_path: str) -> Path:
 
 def test_host_ports_are_those_of_make_run():
     assert set(FUSION["ports"]) == {"50051:50051", "9464:9464"}
+    assert WEB["ports"] == ["8080:8080"]
     assert SERVICES["model-audio"]["ports"] == ["8500:8500"]
     assert SERVICES["model-video"]["ports"] == ["8501:8500"]
 
@@ -77,3 +79,10 @@ def test_containers_are_hardened_limited_and_built_from_deploy_images(name):
     assert "no-new-privileges:true" in service["security_opt"]
     assert service["cpus"] and service["mem_limit"]
     assert (COMPOSE_FILE.parent / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
+
+
+def test_web_gateway_reaches_the_fusion_service_by_name_and_listens_where_it_is_published():
+    assert WEB["environment"]["EMOTION_TARGET"] == "fusion:50051"
+    assert WEB["environment"]["EMOTION_WEB_HOST"] == "0.0.0.0"  # inside its container: reachable through the port
+    assert WEB["ports"] == [f"{WEB['environment']['EMOTION_WEB_PORT']}:8080"]
+    assert "fusion" in WEB["depends_on"]

@@ -14,6 +14,7 @@ from tests.deploy.rendering import DEPLOY, ROOT, container, model_servers, named
 
 FUSION = DEPLOY / "images" / "fusion.Dockerfile"
 MODEL_SERVER = DEPLOY / "images" / "model-server.Dockerfile"
+WEB = DEPLOY / "images" / "web.Dockerfile"
 RUNTIME_VENV = "/opt/venv"
 
 
@@ -76,6 +77,19 @@ def test_fusion_image_installs_exactly_the_service_extra_of_pyproject():
     assert installs[RUNTIME_VENV] == [".[service]"]
 
 
+def test_web_image_installs_exactly_the_gateway_extra_and_no_opencv_or_tensorflow():
+    *build_stages, runtime = stages(WEB)
+    assert copies_from_build(runtime) == [(RUNTIME_VENV, RUNTIME_VENV)]
+    installs = {venv: packages for stage in build_stages for venv, packages in pip_installs(stage).items()}
+    assert installs[RUNTIME_VENV] == [".[gateway]"]
+    gateway = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["gateway"]
+    names = {re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower() for requirement in gateway}
+    assert "aiohttp" in names
+    assert not names & {"tensorflow", "tensorflow-cpu", "opencv-python-headless", "grpcio-tools"}
+    web = pod_spec(named(render("prod"), "Deployment", "web"))["securityContext"]
+    assert user(runtime) == (web["runAsUser"], web["runAsGroup"]) != (0, 0)
+
+
 def test_fusion_image_carries_no_tensorflow_and_no_stub_generator():
     service = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["service"]
     names = {re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower() for requirement in service}
@@ -117,7 +131,7 @@ def test_model_server_image_bakes_one_model_version_into_a_pinned_tf_serving():
     assert command[:2] == ["bash", "-c"] and "/v1/models/%s/metadata" in command[2]
 
 
-@pytest.mark.parametrize("dockerfile", [FUSION, MODEL_SERVER], ids=lambda p: p.name)
+@pytest.mark.parametrize("dockerfile", [FUSION, MODEL_SERVER, WEB], ids=lambda p: p.name)
 def test_build_context_admits_what_the_image_copies_and_nothing_private(dockerfile):
     patterns = [
         line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()

@@ -209,8 +209,10 @@ def test_every_deployment_has_an_hpa_and_a_pdb_of_its_own(overlay):
         assert pdb["spec"].get("maxUnavailable") == 1 or pdb["spec"].get("minAvailable") is not None
 
 
-def ingress_allowed(objects, source_namespace: str, source_labels: dict, target: Obj, port_name: str) -> bool:
-    """Kubernetes NetworkPolicy semantics, for the selectors these manifests use (matchLabels only)."""
+def ingress_allowed(objects, source_namespace: str, source_labels: dict, target: Obj, port_name: str,
+                    namespace_labels: dict | None = None) -> bool:
+    """Kubernetes NetworkPolicy semantics, for the selectors these manifests use (matchLabels only).
+    `namespace_labels`: labels of the source namespace besides the name label every namespace has."""
     target_namespace = target["metadata"]["namespace"]
     port_number = next(
         p["containerPort"] for c in pod_spec(target)["containers"] for p in c["ports"] if p["name"] == port_name
@@ -229,7 +231,8 @@ def ingress_allowed(objects, source_namespace: str, source_labels: dict, target:
         for selector in peer.values():
             assert set(selector) == {"matchLabels"}, f"unexpected selector {selector}"
         if "namespaceSelector" in peer:
-            namespace_ok = selects(peer["namespaceSelector"]["matchLabels"], {"kubernetes.io/metadata.name": source_namespace})
+            labels = {"kubernetes.io/metadata.name": source_namespace, **(namespace_labels or {})}
+            namespace_ok = selects(peer["namespaceSelector"]["matchLabels"], labels)
         else:
             namespace_ok = source_namespace == target_namespace
         pod_ok = selects(peer["podSelector"]["matchLabels"], source_labels) if "podSelector" in peer else True
@@ -261,9 +264,46 @@ def test_only_fusion_pods_reach_the_model_servers_and_only_prometheus_scrapes_me
         assert not ingress_allowed(objects, "monitoring", {}, server, "grpc")
         assert ingress_allowed(objects, "monitoring", {}, server, "rest")
         assert not ingress_allowed(objects, namespace, intruder, server, "rest")
-    assert ingress_allowed(objects, "elsewhere", intruder, fusion, "grpc")
     assert ingress_allowed(objects, "monitoring", {}, fusion, "metrics")
     assert not ingress_allowed(objects, namespace, intruder, fusion, "metrics")
+
+
+@overlays
+def test_only_the_web_gateway_and_labelled_clients_reach_the_fusion_service(overlay):
+    objects = render(overlay)
+    fusion, web = named(objects, "Deployment", "fusion"), named(objects, "Deployment", "web")
+    namespace = fusion["metadata"]["namespace"]
+    intruder = {"app.kubernetes.io/name": "intruder"}
+    assert ingress_allowed(objects, namespace, pod_labels(web), fusion, "grpc")
+    assert ingress_allowed(objects, namespace, {**intruder, "emotion.io/fusion-client": "true"}, fusion, "grpc")
+    assert ingress_allowed(objects, "our-services", intruder, fusion, "grpc", {"emotion.io/fusion-clients": "true"})
+    assert not ingress_allowed(objects, namespace, intruder, fusion, "grpc")
+    assert not ingress_allowed(objects, "elsewhere", intruder, fusion, "grpc")
+    assert not ingress_allowed(objects, "elsewhere", pod_labels(web), fusion, "grpc")  # a look-alike elsewhere
+    assert not ingress_allowed(objects, "monitoring", {}, fusion, "grpc")
+    # Browsers come through the ingress controller, and only through it.
+    assert ingress_allowed(objects, "ingress-nginx", {}, web, "http")
+    assert not ingress_allowed(objects, namespace, intruder, web, "http")
+
+
+@overlays
+def test_the_page_is_published_over_https_with_websockets_allowed_to_stay_open(overlay):
+    objects = render(overlay)
+    (ingress,) = of_kind(objects, "Ingress")
+    (rule,) = ingress["spec"]["rules"]
+    (tls,) = ingress["spec"]["tls"]
+    assert rule["host"] in tls["hosts"] and tls["secretName"]
+    (path,) = rule["http"]["paths"]
+    web_service = named(objects, "Service", "web")
+    assert path["backend"]["service"]["name"] == "web"
+    assert path["backend"]["service"]["port"]["name"] in {p["name"] for p in web_service["spec"]["ports"]}
+    annotations = ingress["metadata"]["annotations"]
+    assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 600  # a stream's idle gaps
+    web = container(named(objects, "Deployment", "web"), "web")
+    target = env(web)["EMOTION_TARGET"]["value"]
+    assert target == f"fusion.{ingress['metadata']['namespace']}.svc.cluster.local:50051"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert web[probe]["httpGet"]["path"] == "/healthz"
 
 
 @overlays
@@ -316,3 +356,8 @@ def test_tls_overlay_encrypts_every_grpc_hop_with_certificates_mounted_from_secr
         tfs = container(server, "tfserving")
         volume, _ = mounted_file(server, tfs, flag(tfs, "ssl_config_file"))
         assert set(volume["secret"]) <= {"secretName", "defaultMode", "optional"}
+    web_deployment = named(objects, "Deployment", "web")
+    web = container(web_deployment, "web")
+    (ca_flag,) = [a for a in web["args"] if a.startswith("--ca-cert=")]
+    volume, _ = mounted_file(web_deployment, web, ca_flag.split("=", 1)[1])
+    assert set(volume["secret"]) <= {"secretName", "defaultMode", "optional"}
