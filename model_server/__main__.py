@@ -11,10 +11,16 @@ import logging
 import os
 import sys
 
-from model_server.config import ConfigError, read_model_config_file, single_model_config
-from model_server.loader import configure_threads
-from model_server.server import ServerOptions, StartupError, serve
-from model_server.tls import read_ssl_config_file
+# TensorFlow imports Keras eagerly (and Keras scikit-learn and SciPy) so that Keras objects in a SavedModel
+# can be revived. This server loads SavedModels as TF Serving does, by their signatures, which need no Keras:
+# TF Serving has no Keras at all. Without it a model server needs less memory and starts sooner
+# (docs/performance.md).
+sys.modules.setdefault("keras", None)
+
+from model_server.config import ConfigError, read_model_config_file, single_model_config  # noqa: E402
+from model_server.loader import configure_threads  # noqa: E402
+from model_server.server import ServerOptions, StartupError, serve  # noqa: E402
+from model_server.tls import read_ssl_config_file  # noqa: E402
 
 log = logging.getLogger("model_server")
 
