@@ -17,8 +17,8 @@ help:
 	@echo "make test         install what is missing and run the whole test suite"
 	@echo "make bench        benchmark on this machine (~10 min): prints a table, writes bench/results.json"
 	@echo "make load         bounded load test over loopback (3 min): calls, errors, p50/p99 latency, service memory"
-	@echo "make train-audio  train the voice model from $(DATA) and export it to model_repository/audio"
-	@echo "make train-video  train the face model from $(DATA) and export it to model_repository/video"
+	@echo "make train-audio  train and calibrate the voice model from $(DATA), export it to model_repository/audio"
+	@echo "make train-video  train and calibrate the face model from $(DATA), export it to model_repository/video"
 	@echo "make protos       regenerate the gRPC stubs from protos/"
 
 $(VENV)/.installed: pyproject.toml
@@ -73,11 +73,14 @@ LOAD_ARGS ?=
 load: env env-ml protos
 	$(VENV)/bin/python -m bench.load $(LOAD_ARGS)
 
+# Each trains, then calibrates the new version on held-out speakers/subjects and exports it calibrated.
 train-audio: env-ml
 	$(VENV_ML)/bin/python -m training.train_audio --data $(DATA) --out model_repository
+	$(VENV_ML)/bin/python -m training.calibrate audio --data $(DATA) --out model_repository
 
 train-video: env-ml
 	$(VENV_ML)/bin/python -m training.train_video --data $(DATA) --out model_repository
+	$(VENV_ML)/bin/python -m training.calibrate video --data $(DATA) --out model_repository
 
 evaluate-audio: env-ml
 	$(VENV_ML)/bin/python -m training.evaluate audio $(DATA)/speech

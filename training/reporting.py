@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from protos.emotion.v1.constants import LABELS
+from training.calibration import ECE_BINS, calibration_metrics
 from training.labels import FOUR_CLASS_LABELS
 
 NO_PREDICTION = "none"
@@ -23,7 +24,8 @@ def evaluate_predictions(
     probabilities: Sequence[np.ndarray | None],
     labels: Sequence[str] = LABELS,
 ) -> dict:
-    """Accuracy, UAR, per-class recall and confusion, over all labels and under "seed4" over the four classes."""
+    """Accuracy, UAR, per-class recall and confusion, over all labels and under "seed4" over the four classes;
+    under "calibration", ECE, NLL and mean confidence of the answers given (seven classes)."""
     if len(true_labels) != len(probabilities):
         raise ValueError(f"{len(true_labels)} true labels but {len(probabilities)} predictions")
     labels = list(labels)
@@ -40,6 +42,11 @@ def evaluate_predictions(
             four_true.append(true)
             four_probabilities.append(None if probs is None else np.asarray(probs)[four_columns])
     report["seed4"] = _metrics(four_true, four_probabilities, list(FOUR_CLASS_LABELS))
+    answered = [(labels.index(true), probs) for true, probs in zip(true_labels, probabilities) if probs is not None]
+    report["calibration"] = calibration_metrics(
+        np.array([probs for _, probs in answered], dtype=np.float64).reshape(len(answered), len(labels)),
+        np.array([index for index, _ in answered], dtype=int),
+    )
     return report
 
 
@@ -83,7 +90,9 @@ def write_report(report: dict, out_dir: Path, title: str, extra: dict | None = N
 
 def format_text(report: dict) -> str:
     """Plain-text summary for a terminal: both views."""
-    parts = []
+    c = report["calibration"]
+    parts = [f"calibration of the {c['n']} answers: ECE ({ECE_BINS} bins) {c['ece']:.3f}  NLL {c['nll']:.3f}  "
+             f"mean confidence {c['mean_confidence']:.3f}  accuracy {c['accuracy']:.3f}", ""]
     for heading, view in (("seven classes", report), ("four classes (angry, fear, happy, sad)", report["seed4"])):
         parts.append(f"== {heading} ==")
         parts.append(f"n {view['n']}  accuracy {view['accuracy']:.3f}  UAR {view['uar']:.3f}")

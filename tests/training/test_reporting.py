@@ -79,3 +79,14 @@ def test_write_report_writes_json_markdown_and_both_confusion_images(tmp_path):
     assert '"note": "hand-made"' in markdown
     for image in ("confusion_7.png", "confusion_4.png"):
         assert (tmp_path / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_calibration_of_the_answers_given_is_reported():
+    # four answers at confidence 0.9, two right: ECE |0.5 - 0.9| = 0.4; the missing answer is not counted
+    truth = ["angry", "angry", "sad", "sad", "happy"]
+    answers = [one_hot("angry"), one_hot("sad"), one_hot("sad"), one_hot("angry"), None]
+    calibration = evaluate_predictions(truth, answers)["calibration"]
+    assert calibration["n"] == 4
+    assert calibration["ece"] == pytest.approx(0.4)
+    assert calibration["mean_confidence"] == pytest.approx(0.9)
+    assert calibration["nll"] == pytest.approx(-(2 * np.log(0.9) + 2 * np.log(0.1 / 6)) / 4)
