@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 
 from fusion_service.features.faces.names import DEFAULT_DETECTOR, DETECTOR_NAMES
 from fusion_service.fusion_methods import DEFAULT_METHOD, METHODS
+from fusion_service.resilience import MAX_RETRIES, MIN_BACKOFF_S
 from protos.emotion.v1.smoothing import DEFAULT_TIME_CONSTANT_S, MAX_TIME_CONSTANT_S
 from protos.emotion.v1.uncertainty import DEFAULT_CONFIDENT_ABOVE, DEFAULT_UNCERTAIN_BELOW
 
@@ -83,9 +84,9 @@ _HELP = {
     "face_detector": "face detector: blazeface (MediaPipe's short-range model; finds more faces, faster) or haar "
     "(OpenCV's frontal-face cascade)",
     "shutdown_grace_s": "seconds running calls get to finish on SIGTERM; streams get a final message first",
-    "model_retries": "retries of a model-server call that failed with UNAVAILABLE (jittered exponential back-off, "
-    "within the caller's deadline)",
-    "model_retry_backoff_s": "back-off before the first retry; doubles with each further retry",
+    "model_retries": "retries (0 to 4) of a model-server call that failed with UNAVAILABLE, by gRPC's retry policy "
+    "(jittered exponential back-off, throttled while most calls fail, within the call's deadline)",
+    "model_retry_backoff_s": "back-off before the first retry (at least 0.01); doubles with each further retry",
     "model_breaker_failures": "failed calls in a row after which a model server is skipped (circuit breaker)",
     "model_breaker_open_s": "how long a failing model server is skipped before one trial call",
     "max_streams_per_client": "streams one client may have open at once (client: its token with authentication, "
@@ -152,11 +153,15 @@ def validate(settings: Settings) -> list[str]:
         problems.append(f"--smoothing-time-constant-s must be between 0 (no smoothing) and {MAX_TIME_CONSTANT_S:g}")
     for name in (
         "predict_timeout_s", "max_audio_seconds", "stream_result_rate_hz", "model_check_interval_s",
-        "model_retry_backoff_s", "model_breaker_open_s",
+        "model_breaker_open_s",
     ):
         if not getattr(settings, name) > 0:
             problems.append(f"--{name.replace('_', '-')} must be > 0")
-    for name in ("model_retries", "max_streams_per_client", "shutdown_grace_s"):
+    if not 0 <= settings.model_retries <= MAX_RETRIES:
+        problems.append(f"--model-retries must be between 0 and {MAX_RETRIES} (gRPC makes at most {MAX_RETRIES + 1} attempts)")
+    if settings.model_retry_backoff_s < MIN_BACKOFF_S:
+        problems.append(f"--model-retry-backoff-s must be at least {MIN_BACKOFF_S} (shorter ones stall gRPC's retries)")
+    for name in ("max_streams_per_client", "shutdown_grace_s"):
         if getattr(settings, name) < 0:
             problems.append(f"--{name.replace('_', '-')} must be >= 0")
     if settings.model_breaker_failures < 1:

@@ -40,7 +40,6 @@ RPC_CALLS = Counter(
     ["service", "method", "code"],
 )
 MODEL_READY = Gauge("fusion_model_ready", "1 when the model server answers with the expected model.", ["model"])
-MODEL_RETRIES = Counter("fusion_model_retries_total", "Model-server calls retried after UNAVAILABLE.", ["model"])
 MODEL_BREAKER_OPEN = Gauge(
     "fusion_model_breaker_open", "1 while a failing model server is skipped (circuit breaker open).", ["model"]
 )

@@ -6,7 +6,6 @@ tell the two servers apart and needs no TensorFlow.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 
-from fusion_service.metrics import MODEL_BREAKER_OPEN, MODEL_RETRIES
+from fusion_service.metrics import MODEL_BREAKER_OPEN
 from fusion_service.resilience import CircuitBreaker, RetryPolicy
 from fusion_service.tensors import to_ndarray, to_tensor_proto
 from protos.emotion.v1.constants import LABELS
@@ -24,6 +23,7 @@ from protos.tfserving import (
     model_pb2,
     model_service_pb2_grpc,
     predict_pb2,
+    prediction_service_pb2,
     prediction_service_pb2_grpc,
     types_pb2,
 )
@@ -31,8 +31,9 @@ from protos.tfserving import (
 log = logging.getLogger(__name__)
 
 _AVAILABLE = get_model_status_pb2.ModelVersionStatus.AVAILABLE
-# An attempt (first or retry) is only worth starting with at least this much of the caller's deadline left.
-_MIN_ATTEMPT_S = 0.01
+# A call is only worth starting with at least this much of the caller's deadline left.
+_MIN_CALL_S = 0.01
+_PREDICT_SERVICE = prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"].full_name
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,9 @@ class ModelHealth:
 class ModelClient:
     """One long-lived channel to one model; every call carries a deadline.
 
-    Predict calls that fail with UNAVAILABLE are retried (RetryPolicy) within the caller's deadline;
-    after repeated failures the circuit breaker makes calls fail at once for a while, so a dead server
-    costs each request nothing instead of a timeout.
+    Predict calls that fail with UNAVAILABLE are retried by gRPC (RetryPolicy) within the call's deadline;
+    after repeated failures the circuit breaker makes calls fail at once for a while, so a hanging server
+    costs each request nothing instead of its whole deadline.
     """
 
     def __init__(
@@ -91,7 +92,6 @@ class ModelClient:
         self.target = target
         self.contract = contract
         self.timeout_s = timeout_s
-        self.retry = retry
         self.breaker = breaker or CircuitBreaker(failure_threshold=5, open_s=5.0)
         options = [
             # With a dns:/// target naming a headless Service, spread calls over every model-server pod.
@@ -103,6 +103,8 @@ class ModelClient:
             # next to nothing), starting fast so a model server that is still loading is found soon.
             ("grpc.initial_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", 1_000),
+            ("grpc.enable_retries", 1),
+            ("grpc.service_config", retry.service_config(_PREDICT_SERVICE, "Predict")),
         ]
         if credentials is None:
             self._channel = grpc.aio.insecure_channel(target, options=options)
@@ -117,7 +119,8 @@ class ModelClient:
     async def predict(self, batch: np.ndarray, deadline: float | None = None) -> Prediction:
         """Scores for a batch of model inputs, shape [n, *contract.input_shape].
 
-        `deadline` (time.monotonic()) is the caller's: no attempt or retry runs past it.
+        One call to the server, retries included, lasts at most `timeout_s` and never past `deadline`
+        (time.monotonic()), the caller's.
         """
         if not self.breaker.try_acquire():
             raise ModelError(
@@ -126,7 +129,7 @@ class ModelClient:
                 code=grpc.StatusCode.UNAVAILABLE,
             )
         try:
-            prediction = await self._predict_with_retries(batch, deadline)
+            prediction = await self._predict_scores(batch, deadline)
         except ModelError as error:
             if error.counts_against_server:
                 self.breaker.failure()
@@ -142,36 +145,26 @@ class ModelClient:
         finally:
             MODEL_BREAKER_OPEN.labels(self.contract.name).set(1 if self.breaker.is_open else 0)
 
-    async def _predict_with_retries(self, batch: np.ndarray, deadline: float | None) -> Prediction:
+    async def _predict_scores(self, batch: np.ndarray, deadline: float | None) -> Prediction:
         c = self.contract
         request = predict_pb2.PredictRequest(
             model_spec=self._spec(),
             inputs={c.input_key: to_tensor_proto(np.asarray(batch, dtype=np.float32))},
             output_filter=[c.output_key],
         )
-        retry = 0
-        while True:
-            timeout = self.timeout_s if deadline is None else min(self.timeout_s, deadline - time.monotonic())
-            if timeout < _MIN_ATTEMPT_S:
-                raise ModelError(
-                    f"Predict on model {c.name!r} at {self.target}: the caller's deadline left no time for it",
-                    code=grpc.StatusCode.DEADLINE_EXCEEDED,
-                    counts_against_server=False,
-                )
-            try:
-                response = await self._call(self._predict.Predict, request, "Predict", timeout)
-                break
-            except ModelError as error:
-                if error.code == grpc.StatusCode.DEADLINE_EXCEEDED and timeout < self.timeout_s:
-                    error.counts_against_server = False  # the caller's deadline was short, not the server slow
-                if error.code != grpc.StatusCode.UNAVAILABLE or retry >= self.retry.retries:
-                    raise
-                pause = self.retry.backoff_s(retry)
-                if deadline is not None and time.monotonic() + pause + _MIN_ATTEMPT_S > deadline:
-                    raise
-                retry += 1
-                MODEL_RETRIES.labels(c.name).inc()
-                await asyncio.sleep(pause)
+        timeout = self.timeout_s if deadline is None else min(self.timeout_s, deadline - time.monotonic())
+        if timeout < _MIN_CALL_S:
+            raise ModelError(
+                f"Predict on model {c.name!r} at {self.target}: the caller's deadline left no time for it",
+                code=grpc.StatusCode.DEADLINE_EXCEEDED,
+                counts_against_server=False,
+            )
+        try:
+            response = await self._call(self._predict.Predict, request, "Predict", timeout)
+        except ModelError as error:
+            if error.code == grpc.StatusCode.DEADLINE_EXCEEDED and timeout < self.timeout_s:
+                error.counts_against_server = False  # the caller's deadline was short, not the server slow
+            raise
         return self._probabilities(response, len(batch))
 
     def _probabilities(self, response: predict_pb2.PredictResponse, batch_size: int) -> Prediction:

@@ -4,6 +4,7 @@ answer, fail or hang, to see how the fusion service copes."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import grpc
 import numpy as np
@@ -45,6 +46,7 @@ class FakeModelServer(prediction_service_pb2_grpc.PredictionServiceServicer, mod
         self.mode = "answer"
         self.unavailable_next = 0
         self.score_calls = 0  # Predict calls for scores that reached this server
+        self.score_call_times: list[float] = []  # when each of them arrived (time.monotonic())
         self.last_time_remaining: float | None = None  # the deadline the last of them came with
         self.predict_cancelled = asyncio.Event()
         self._server: grpc.aio.Server | None = None
@@ -99,6 +101,7 @@ class FakeModelServer(prediction_service_pb2_grpc.PredictionServiceServicer, mod
             response.outputs[c.labels_key].CopyFrom(to_tensor_proto(np.array([list(LABELS)] * rows, dtype=object)))
             return response
         self.score_calls += 1
+        self.score_call_times.append(time.monotonic())
         self.last_time_remaining = context.time_remaining()
         if self.unavailable_next > 0:
             self.unavailable_next -= 1

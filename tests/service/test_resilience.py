@@ -1,4 +1,4 @@
-import random
+import json
 
 import pytest
 
@@ -13,13 +13,27 @@ class Clock:
         return self.now
 
 
-def test_back_off_is_jittered_below_an_exponential_cap():
-    policy = RetryPolicy(retries=5, initial_backoff_s=0.1, multiplier=2.0, max_backoff_s=0.5)
-    rng = random.Random(0)
-    for retry, cap in enumerate([0.1, 0.2, 0.4, 0.5, 0.5]):
-        pauses = [policy.backoff_s(retry, rng) for _ in range(200)]
-        assert all(0 <= p <= cap for p in pauses)
-        assert len(set(pauses)) > 100  # jittered, so failing callers do not come back in step
+def test_the_retry_policy_is_handed_to_grpc_as_service_config_for_one_method():
+    policy = RetryPolicy(retries=3, initial_backoff_s=0.1, multiplier=2.0, max_backoff_s=0.5)
+    config = json.loads(policy.service_config("tensorflow.serving.PredictionService", "Predict"))
+    (method,) = config["methodConfig"]
+    assert method["name"] == [{"service": "tensorflow.serving.PredictionService", "method": "Predict"}]
+    assert method["retryPolicy"] == {
+        "maxAttempts": 4, "initialBackoff": "0.100000000s", "maxBackoff": "0.500000000s", "backoffMultiplier": 2.0,
+        "retryableStatusCodes": ["UNAVAILABLE"],
+    }
+    assert config["retryThrottling"] == {"maxTokens": 10, "tokenRatio": 0.1}
+
+
+def test_no_retries_means_no_retry_policy():
+    config = json.loads(RetryPolicy(retries=0).service_config("s", "m"))
+    assert "retryPolicy" not in config["methodConfig"][0] and "retryThrottling" not in config
+
+
+@pytest.mark.parametrize("settings", [dict(retries=5), dict(retries=-1), dict(initial_backoff_s=0.001), dict(multiplier=0.5)])
+def test_policies_grpc_would_clamp_or_stall_on_are_refused(settings):
+    with pytest.raises(ValueError):
+        RetryPolicy(**settings)
 
 
 def test_breaker_opens_after_consecutive_failures_and_refuses_calls():

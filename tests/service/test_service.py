@@ -101,6 +101,57 @@ def test_unavailable_is_retried_with_back_off_and_the_answer_still_comes():
     asyncio.run(run())
 
 
+def test_a_retry_waits_its_back_off():
+    async def run():
+        async with running_service(model_retries=1, model_retry_backoff_s=0.3) as running:
+            await running.wait_health(SERVING)
+            running.video.unavailable_next = 1
+            reply = await running.stub.Fuse(pb.FuseRequest(image=pb.Image(encoded=face_jpeg())), timeout=60)
+            assert reply.video.status == pb.USED
+            first, retry = running.video.score_call_times[-2:]
+            assert retry - first >= 0.2  # gRPC jitters the 0.3 s back-off by at most 20 %
+
+    asyncio.run(run())
+
+
+def test_retries_stop_while_most_calls_fail():
+    """gRPC's retry throttling: a server failing every call soon gets one attempt per call, not three."""
+
+    async def run():
+        async with running_service(
+            model_retries=2, model_retry_backoff_s=0.01, model_breaker_failures=1000, model_check_interval_s=1.0
+        ) as running:
+            await running.wait_health(SERVING)
+            running.video.unavailable_next = 1000
+            attempts = []
+            for _ in range(6):
+                before = running.video.score_calls
+                reply = await running.stub.Fuse(good_request(), timeout=60)
+                assert reply.video.status == pb.MODEL_UNAVAILABLE
+                attempts.append(running.video.score_calls - before)
+            assert attempts[0] == 3 and attempts[-3:] == [1, 1, 1], attempts
+
+    asyncio.run(run())
+
+
+def test_a_hanging_model_server_is_skipped_instead_of_costing_every_call_its_deadline():
+    async def run():
+        async with running_service(predict_timeout_s=0.5, model_breaker_failures=2, model_breaker_open_s=60) as running:
+            await running.wait_health(SERVING)
+            request = pb.FuseRequest(image=pb.Image(encoded=face_jpeg()), audio=good_request().audio)
+            running.video.mode = "hang"
+            for _ in range(2):
+                reply = await running.stub.Fuse(request, timeout=60)
+                assert reply.video.status == pb.MODEL_UNAVAILABLE and "DEADLINE_EXCEEDED" in reply.video.reason
+            calls = running.video.score_calls
+            reply = await running.stub.Fuse(request, timeout=60)
+            assert reply.video.status == pb.MODEL_UNAVAILABLE and "skipped" in reply.video.reason
+            assert reply.audio.status == pb.USED
+            assert running.video.score_calls == calls, "the open breaker still sent the call to the hanging server"
+
+    asyncio.run(run())
+
+
 def test_a_failing_model_server_is_skipped_by_the_circuit_breaker_then_tried_again():
     async def run():
         async with running_service(model_retries=0, model_breaker_failures=2, model_breaker_open_s=0.5) as running:
