@@ -15,6 +15,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from capture_client.background import BackgroundLoop
 from capture_client.media import read_audio
 from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ
 
@@ -31,13 +32,14 @@ def parse_source(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
 
-class Camera:
+class Camera(BackgroundLoop):
     """Frames from a webcam (index), a video file or a stream URL; `latest()` is for the view."""
 
     def __init__(
         self, source: int | str, on_frame: FrameHandler,
         width: int | None = None, height: int | None = None, fps: float | None = None,
     ):
+        super().__init__("camera")
         self.source = source
         self._capture = cv2.VideoCapture(source)
         if not self._capture.isOpened():
@@ -53,17 +55,9 @@ class Camera:
         self._interval_s = 1.0 / (self._capture.get(cv2.CAP_PROP_FPS) or 30.0)
         self._on_frame = on_frame
         self._latest: np.ndarray | None = None
-        self._stopping = threading.Event()
-        self.ended = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
+        super().stop()
         self._capture.release()
 
     def latest(self) -> np.ndarray | None:
@@ -72,41 +66,28 @@ class Camera:
     def _run(self) -> None:
         sequence = 0
         due = time.monotonic()
-        try:
-            while not self._stopping.is_set():
-                ok, frame = self._capture.read()
-                if not ok:
-                    break
-                sequence += 1
-                self._latest = frame
-                self._on_frame(sequence, frame)
-                if self._paced:
-                    due += self._interval_s
-                    self._stopping.wait(max(0.0, due - time.monotonic()))
-        finally:
-            self.ended.set()
+        while not self._stopping.is_set():
+            ok, frame = self._capture.read()
+            if not ok:
+                break
+            sequence += 1
+            self._latest = frame
+            self._on_frame(sequence, frame)
+            if self._paced:
+                due += self._interval_s
+                self._stopping.wait(max(0.0, due - time.monotonic()))
 
 
-class SoundFilePlayback:
+class SoundFilePlayback(BackgroundLoop):
     """Plays a sound file into a sounddevice-style input callback in real time, as a microphone would."""
 
     def __init__(self, *, samplerate: int, blocksize: int, device: str, callback: Callable, **_ignored):
+        super().__init__("sound-file")
         self._samples = read_audio(Path(device), samplerate)
         self._block = blocksize
         self._interval_s = blocksize / samplerate
         self._callback = callback
         self._no_overflow = _sounddevice().CallbackFlags()
-        self._stopping = threading.Event()
-        self.ended = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sound-file", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
 
     def close(self) -> None:
         self.stop()
@@ -119,7 +100,6 @@ class SoundFilePlayback:
                 break
             block = self._samples[start:start + self._block]
             self._callback(block.tobytes(), len(block), None, self._no_overflow)
-        self.ended.set()
 
 
 def _sounddevice():

@@ -7,39 +7,35 @@ import threading
 
 import grpc
 
+from capture_client.background import BackgroundLoop
 from capture_client.connection import FATAL_CODES, Backoff, Connection
 from capture_client.outbox import Outbox
 from capture_client.state import LiveState
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1 import emotion_pb2_grpc
 
-class StreamClient:
+
+class StreamClient(BackgroundLoop):
     """Keeps one StreamFuse call open, reopening it with back-off whenever it ends."""
 
     def __init__(
         self, connection: Connection, config: pb.StreamConfig, outbox: Outbox, state: LiveState,
         backoff: Backoff | None = None, connect_timeout_s: float = 3.0,
     ):
+        super().__init__("stream", join_timeout_s=10)
         self._connection = connection
         self._config = config
         self._outbox = outbox
         self._state = state
         self._backoff = backoff or Backoff()
         self._connect_timeout_s = connect_timeout_s
-        self._stopping = threading.Event()
         self._call: grpc.Call | None = None
         self.error: str | None = None  # set when the client gave up
-        self._thread = threading.Thread(target=self._run, name="stream", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
+    def _interrupt(self) -> None:
         call = self._call
         if call is not None:
             call.cancel()
-        self._thread.join(timeout=10)
 
     def _run(self) -> None:
         target = self._connection.target
