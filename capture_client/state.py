@@ -11,6 +11,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from capture_client.modes import uses_audio, uses_video
 from capture_client.outbox import Outbox
 from protos.emotion.v1 import emotion_pb2 as pb
 
@@ -37,6 +38,17 @@ class ViewState:
     @property
     def stale(self) -> bool:
         return self.result_age_s is None or self.result_age_s > STALE_AFTER_S
+
+    def dropped_input(self) -> list[str]:
+        """What was dropped of the input the mode sends, in words: one part per modality, for either view."""
+        parts = []
+        if uses_video(self.mode):
+            parts.append(
+                f"frames dropped here: {self.frames_dropped_client}, skipped by the service: {self.frames_dropped_service}"
+            )
+        if uses_audio(self.mode):
+            parts.append(f"audio dropped: {self.audio_dropped_seconds:.1f} s")
+        return parts
 
 
 class RateMeter:

@@ -54,12 +54,7 @@ def terminal_text(result: pb.FuseResponse | None, state: ViewState) -> str:
             row += (text_bar(0.0) + "    -" if scores is None else text_bar(scores[index]) + f"{scores[index]:>5.0%}") + "  "
         lines.append(row.rstrip())
 
-    drops = []
-    if uses_video(state.mode):
-        drops.append(f"frames dropped here: {state.frames_dropped_client}, skipped by the service: {state.frames_dropped_service}")
-    if uses_audio(state.mode):
-        drops.append(f"audio dropped: {state.audio_dropped_seconds:.1f} s")
-    lines.append("; ".join(drops))
+    lines.append("; ".join(state.dropped_input()))
     lines.append(state.notice)
     return "\n".join(lines)
 

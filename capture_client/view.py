@@ -274,19 +274,14 @@ def _draw_status_bar(canvas: np.ndarray, state: ViewState) -> None:
     cv2.rectangle(canvas, (bar.x, bar.y), (bar.x + bar.w, bar.y + bar.h), (30, 27, 26), cv2.FILLED)
     mid = bar.y + bar.h // 2
     cv2.circle(canvas, (bar.x + 22, mid), 8, CONNECTION_COLOUR.get(state.connection, MUTED), cv2.FILLED, cv2.LINE_AA)
-    notice = _fit(state.notice, FONT, 0.55, 600)
-    cv2.putText(canvas, notice, (bar.x + 40, mid + 6), FONT, 0.55, TEXT, 1, cv2.LINE_AA)
-    parts = []
-    if uses_video(state.mode):
-        parts.append(f"camera {state.camera_fps:.0f} fps")
-    parts.append(f"{state.results_per_second:.1f} results/s")
-    if uses_video(state.mode):
-        parts.append(f"frames dropped {state.frames_dropped_client}, skipped by service {state.frames_dropped_service}")
-    if uses_audio(state.mode):
-        parts.append(f"audio dropped {state.audio_dropped_seconds:.1f} s")
+    parts = [f"camera {state.camera_fps:.0f} fps"] if uses_video(state.mode) else []
+    parts += [f"{state.results_per_second:.1f} results/s", *state.dropped_input()]
     stats = "   ".join(parts)
     (tw, _), _ = cv2.getTextSize(stats, FONT, 0.5, 1)
-    cv2.putText(canvas, stats, (bar.x + bar.w - 18 - tw, mid + 6), FONT, 0.5, MUTED, 1, cv2.LINE_AA)
+    stats_x = bar.x + bar.w - 18 - tw
+    cv2.putText(canvas, stats, (stats_x, mid + 6), FONT, 0.5, MUTED, 1, cv2.LINE_AA)
+    notice = _fit(state.notice, FONT, 0.55, stats_x - 24 - (bar.x + 40))  # the notice gives way to the figures
+    cv2.putText(canvas, notice, (bar.x + 40, mid + 6), FONT, 0.55, TEXT, 1, cv2.LINE_AA)
 
 
 # ---------------------------------------------------------------- helpers
@@ -294,7 +289,7 @@ def _draw_status_bar(canvas: np.ndarray, state: ViewState) -> None:
 def _fit(text: str, font: int, scale: float, width: int) -> str:
     """Shorten text with '...' until it fits `width` pixels."""
     while text and cv2.getTextSize(text, font, scale, 1)[0][0] > width:
-        text = text[:-4] + "..."
+        text = text[:-4] + "..." if len(text) > 3 else ""
     return text
 
 

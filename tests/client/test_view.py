@@ -8,7 +8,8 @@ import pytest
 from capture_client.palette import emotion_bgr
 from capture_client.state import ViewState
 from capture_client.view import (
-    CANVAS, ICON_CENTER, ICON_RADIUS, PANEL_BACKGROUND, TRACK, bar_rect, draw_emotion_icon, frame_placement, render,
+    CANVAS, ICON_CENTER, ICON_RADIUS, PANEL_BACKGROUND, STATUS_BAR, TRACK, bar_rect, draw_emotion_icon, frame_placement,
+    render,
 )
 from protos.emotion.v1.constants import LABELS
 from tests.client.results_factory import FACE, FUSED, VOICE, face, face_only_result, full_result, uncertain_result
@@ -135,3 +136,26 @@ def test_an_uncertain_answer_shows_no_emotion_icon_but_names_the_guess():
     # The bars still show what the service answered.
     bar = bar_rect("fused", "happy")
     assert tuple(image[bar.y + bar.h // 2, bar.x + 2]) == emotion_bgr("happy")
+
+
+@pytest.mark.parametrize("mode, frames, audio", [("both", True, True), ("video", True, False), ("audio", False, True)])
+def test_dropped_input_names_only_what_the_mode_sends(mode, frames, audio):
+    parts = view_state(mode=mode, frames_dropped_client=3, frames_dropped_service=12, audio_dropped_seconds=0.4).dropped_input()
+    assert ("frames dropped here: 3, skipped by the service: 12" in parts) == frames
+    assert ("audio dropped: 0.4 s" in parts) == audio
+    assert len(parts) == frames + audio
+
+
+def test_the_status_bar_notice_gives_way_to_its_figures():
+    busy = dict(frames_dropped_client=123456, frames_dropped_service=654321, audio_dropped_seconds=999.9)
+    long_notice = view_state(notice="lost the service (UNAVAILABLE: failed to connect to all addresses); " * 3, **busy)
+    no_notice = view_state(notice="", **busy)
+
+    def status_bar(state: ViewState) -> np.ndarray:
+        return render(None, None, state)[STATUS_BAR.y:STATUS_BAR.y + STATUS_BAR.h, STATUS_BAR.x + 40:]
+
+    notice_columns = np.flatnonzero((status_bar(long_notice) != status_bar(no_notice)).any(axis=(0, 2)))
+    bare = status_bar(no_notice)
+    figure_columns = np.flatnonzero((bare != bare[0, 0]).any(axis=(0, 2)))
+    assert notice_columns.size and figure_columns.size
+    assert notice_columns.max() < figure_columns.min()
