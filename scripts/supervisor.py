@@ -13,6 +13,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -55,16 +56,20 @@ def describe_exit(code: int) -> str:
 class Supervisor:
     """Watches the parts of a stack and restarts those that exit; `check()` is one look, `run()` loops."""
 
-    def __init__(self, stack: SupervisedStack, policy: RestartPolicy = RestartPolicy(), interval_s: float = 0.1):
+    def __init__(
+        self, stack: SupervisedStack, policy: RestartPolicy = RestartPolicy(), interval_s: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._stack = stack
         self._policy = policy
         self._interval_s = interval_s
+        self._clock = clock  # the stack's start times are on this clock
         self._states: dict[str, _PartState] = {}
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
     def check(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         for name, (exit_code, started_at) in self._stack.running_parts().items():
             state = self._states.setdefault(name, _PartState(self._policy.initial_delay_s))
             if exit_code is None:
