@@ -13,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 .PHONY: run test bench load protos env env-ml train-audio train-video evaluate-audio evaluate-video clean help
 
 help:
-	@echo "make run          start both model servers and the fusion service on localhost (Ctrl-C stops all)"
+	@echo "make run          start the model server and the fusion service on localhost, restarting what exits (Ctrl-C stops all)"
 	@echo "make test         install what is missing and run the whole test suite"
 	@echo "make bench        benchmark on this machine (~10 min): prints a table, writes bench/results.json"
 	@echo "make load         bounded load test over loopback (3 min): calls, errors, p50/p99 latency, service memory"
