@@ -46,6 +46,9 @@ TARGETS = (
     Target(("cold_start_s", "median"), "<=", 15),
     Target(("features_speedup",), ">=", 10),
     Target(("rss_mb", "fusion"), "<=", 300),
+    # Issue 19: the web gateway.
+    Target(("gateway", "added_p50_ms"), "<=", 5),
+    Target(("gateway", "concurrent", "streams_held"), ">=", 8),
 )
 
 
@@ -89,7 +92,7 @@ def table(results: dict) -> str:
             f"{_target_cell(figures, target)}"
         )
 
-    for name in ("features_ms", "features_baseline_ms", "speech_ms", "decode_ms", "face_ms"):
+    for name in ("features_ms", "features_baseline_ms", "speech_ms", "decode_ms", "face_ms", "face_720p_ms"):
         summary = figures[name]
         row(name, summary["median"], summary["p99"], summary["runs"])
     row("features_speedup (x)", figures["features_speedup"], target="features_speedup")
@@ -105,6 +108,15 @@ def table(results: dict) -> str:
         row("streams_sustained", figures["streams_sustained"], target="streams_sustained")
         if figures["streams_sustained"] >= results["details"]["streams"]["most_tried"]:
             lines[-1] += "  (the most tried: raise --max-streams)"
+    gateway = figures.get("gateway")
+    if gateway:
+        row("gateway_added_latency_ms", gateway["added_p50_ms"], target="gateway.added_p50_ms")
+        lines[-1] += (f" (stream latency p50 {gateway['gateway_latency_ms']['median']:.1f} ms through the gateway, "
+                      f"{gateway['direct_latency_ms']['median']:.1f} ms direct)")
+        concurrent = gateway["concurrent"]
+        row("gateway_streams_held", concurrent["streams_held"], target="gateway.concurrent.streams_held")
+        lines[-1] += (f" (of {concurrent['streams']}; gateway CPU {concurrent['gateway_cpu_ms_per_stream_s']:.1f} ms "
+                      f"per stream-second{'' if concurrent['held'] else '; fails: ' + '; '.join(concurrent['reasons'])})")
     cold = figures["cold_start_s"]
     row("cold_start_s", cold["median"], cold["p99"], cold["runs"], target="cold_start_s.median")
     for process, megabytes in figures.get("rss_mb", {}).items():

@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench import calls, compute, live
+from bench import calls, compute, gateway, live
 from bench.cold_start import start_stack
 from bench.machine import cpu_seconds, git_commit, load_average, machine, rss_mb
 from bench.media import Media
@@ -118,6 +118,11 @@ def _measure_running_stack(stack: LocalStack, media: Media, settings: Settings, 
     services["stream_latency"] = workload_report(scrape(port).minus(before))
     figures["stream_latency_p50_ms"], figures["stream_latency_p99_ms"] = latency.median, latency.p99
     details["stream_latency"] = stream_details
+
+    _progress(f"the web gateway: one stream direct and through it ({gateway.LATENCY_ROUNDS} x 2 x "
+              f"{gateway.LATENCY_SECONDS:g} s), then {gateway.CONCURRENT_STREAMS} browser-like streams at once")
+    figures["gateway"] = gateway.measure(stack, media)
+    stack.stop("web")  # the streams search measures the service alone
 
     sustained, levels, rss_at_best = _search_sustained(stack, media, settings)
     figures["streams_sustained"] = sustained

@@ -36,7 +36,9 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
     parser.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
                         help="another origin (e.g. https://example.org) whose pages may open streams; repeatable")
-    parser.add_argument("--max-streams", type=int, default=Limits.max_streams, help="open streams at most (default: %(default)s)")
+    parser.add_argument("--max-streams", type=int, default=int(os.environ.get("EMOTION_WEB_MAX_STREAMS", Limits.max_streams)),
+                        help="open streams at most (default: $EMOTION_WEB_MAX_STREAMS or %(default)s); the fusion "
+                             "service counts them all as this gateway's, so raise its --max-streams-per-client with it")
     parser.add_argument("--max-fps", type=float, default=Limits.max_frames_per_s,
                         help="frames per second one stream may send on average (default: %(default)s)")
     add_connection_arguments(parser)

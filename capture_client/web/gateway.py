@@ -42,7 +42,8 @@ class Limits:
     max_frames_per_s: float = 30.0
     max_audio_speed: float = 1.5  # audio may arrive this many times faster than real time, on average
     burst_s: float = 2.0  # seconds of either that may come at once (a tab that was in the background)
-    max_streams: int = 64
+    # The fusion service sees the gateway as one client (its --max-streams-per-client, 8 by default): no more here.
+    max_streams: int = 8
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class Gateway:
 
     async def _open_channel(self, _: web.Application) -> None:
         self._channel = self._config.connection.open_aio_channel()
+        self._channel.get_state(try_to_connect=True)  # connect now, not on the first page's stream
         self._stub = emotion_pb2_grpc.EmotionFusionStub(self._channel)
 
     async def _close_streams(self, _: web.Application) -> None:

@@ -22,6 +22,7 @@ def made_up_results() -> dict:
         "figures": {
             "features_ms": summary(0.3, 0.5), "features_baseline_ms": summary(3.0, 3.5),
             "speech_ms": summary(0.5, 0.6), "decode_ms": summary(0.6, 0.7), "face_ms": summary(8.0, 9.0),
+            "face_720p_ms": summary(8.5, 9.5),
             "features_speedup": 10.0,
             "predict_ms": {"audio": summary(1.4, 1.7), "video": summary(1.0, 1.2)},
             "fuse_p50_ms": 12.0, "fuse_p99_ms": 45.0, "fuse_runs": 200,
@@ -29,6 +30,13 @@ def made_up_results() -> dict:
             "streams_sustained": 6,
             "cold_start_s": summary(13.0, 14.0, 3),
             "rss_mb": {"fusion": 160.0, "audio-model-server": 650.0},
+            "gateway": {
+                "direct_latency_ms": {"median": 30.0, "p99": 60.0, "runs": 400},
+                "gateway_latency_ms": {"median": 33.5, "p99": 70.0, "runs": 400},
+                "added_p50_ms": 3.5,
+                "concurrent": {"streams": 8, "held": False, "streams_held": 0, "reasons": ["results at 3.1/s"],
+                               "gateway_cpu_ms_per_stream_s": 4.2},
+            },
         },
         "details": {
             "stream_latency": {"frames_included": 150},
@@ -50,6 +58,7 @@ def test_targets_are_judged_against_their_bounds():
     assert judged == {
         "fuse_p50_ms": True, "fuse_p99_ms": False, "stream_latency_p50_ms": True, "streams_sustained": False,
         "cold_start_s.median": True, "features_speedup": True, "rss_mb.fusion": True,
+        "gateway.added_p50_ms": True, "gateway.concurrent.streams_held": False,
     }
     assert len(judged) == len(TARGETS)
 
@@ -70,6 +79,10 @@ def test_the_table_shows_each_figure_its_target_and_the_search():
     assert "service stages, fuse" in text
     assert "CPU time per Fuse call (ms): fusion 9.50" in text
     assert "audio model ready 9.5, video model ready -, SERVING 13.0" in text
+    gateway_row = next(line for line in text.splitlines() if line.startswith("gateway_added_latency_ms"))
+    assert "<= 5  met" in gateway_row and "33.5 ms through the gateway, 30.0 ms direct" in gateway_row
+    held_row = next(line for line in text.splitlines() if line.startswith("gateway_streams_held"))
+    assert ">= 8  MISSED" in held_row and "fails: results at 3.1/s" in held_row
 
 
 def test_results_json_carries_the_figures_and_the_targets(tmp_path):
