@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 import tempfile
+import zlib
 from pathlib import Path
 
 import cv2
@@ -42,6 +44,19 @@ def jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     if not ok:
         raise ValueError(f"OpenCV could not encode an image of shape {image.shape} as JPEG")
     return encoded.tobytes()
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that declares its size and holds no pixels: what a decompression bomb looks like up front."""
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+
+
+def jpeg_header(width: int, height: int) -> bytes:
+    """The same for JPEG: start of image, a JFIF segment and a baseline frame header declaring the size."""
+    jfif = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    frame = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
+    return b"\xff\xd8" + jfif + frame
 
 
 def face_photo() -> np.ndarray:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import math
 import re
-import struct
-import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -19,7 +17,7 @@ from hypothesis import strategies as st
 
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1 import emotion_pb2_grpc
-from testkit.media import jpeg
+from testkit.media import jpeg, jpeg_header, png_header
 from testkit.waiting import WAIT_S
 from tests.integration.helpers import fuse_request
 
@@ -41,15 +39,6 @@ def rss_bytes(pid: int) -> int:
 
 
 # ---------------------------------------------------------------- building blocks
-
-def png_header(width: int, height: int) -> bytes:
-    ihdr = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
-
-
-def jpeg_header(width: int, height: int) -> bytes:
-    return b"\xff\xd8\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
-
 
 GOOD_JPEG = jpeg(np.full((64, 64, 3), 128, dtype=np.uint8))
 sides = st.integers(0, 2**32 - 1)

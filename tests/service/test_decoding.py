@@ -1,12 +1,10 @@
-import struct
-import zlib
-
 import cv2
 import numpy as np
 import pytest
 
 from fusion_service.decoding import InvalidInput, decode_audio, decode_image, decode_pcm, encoded_image_size
 from protos.emotion.v1 import emotion_pb2 as pb
+from testkit.media import jpeg_header, png_header
 
 
 def test_int16_pcm_is_scaled_to_unit_range():
@@ -51,25 +49,12 @@ def _jpeg(image: np.ndarray, progressive: bool = False) -> bytes:
     return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)])[1].tobytes()
 
 
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG that declares its size and holds no pixels: what a decompression bomb looks like up front."""
-    ihdr = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
-
-
-def _jpeg_header(width: int, height: int) -> bytes:
-    """Start of image, a JFIF segment, and a baseline frame header declaring the size."""
-    jfif = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-    frame = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
-    return b"\xff\xd8" + jfif + frame
-
-
 @pytest.mark.parametrize("encode", [_png, _jpeg, lambda image: _jpeg(image, progressive=True)])
 def test_image_size_is_read_from_the_header(encode):
     assert encoded_image_size(encode(np.zeros((40, 70), dtype=np.uint8))) == (70, 40)
 
 
-@pytest.mark.parametrize("header", [_png_header(20_000, 20_000), _jpeg_header(20_000, 20_000)])
+@pytest.mark.parametrize("header", [png_header(20_000, 20_000), jpeg_header(20_000, 20_000)])
 def test_huge_image_is_refused_from_its_header_without_decoding(header, monkeypatch):
     def must_not_decode(*args):
         raise AssertionError("decoded an image whose header already said it is too large")
@@ -79,7 +64,7 @@ def test_huge_image_is_refused_from_its_header_without_decoding(header, monkeypa
         decode_image(pb.Image(encoded=header), max_pixels=1_000_000)
 
 
-@pytest.mark.parametrize("header", [_png_header(1, 1), _jpeg_header(1, 1), _jpeg_header(64, 0)])
+@pytest.mark.parametrize("header", [png_header(1, 1), jpeg_header(1, 1), jpeg_header(64, 0)])
 def test_tiny_image_is_refused_from_its_header(header):
     with pytest.raises(InvalidInput, match="too small; each side must be at least 16"):
         decode_image(pb.Image(encoded=header), max_pixels=1_000_000)
