@@ -133,7 +133,7 @@ function connect() {
   ws.onmessage = (event) => {
     const message = JSON.parse(event.data);
     if (message.type === "status") {
-      setConnection(message.state, message.detail);
+      setConnection(message.state, message.state === "connected" ? "connected" : message.detail);
       if (message.state === "connected") state.reconnectDelay = 500;
     } else if (message.type === "result") {
       onResult(message.result);
@@ -213,12 +213,13 @@ function drawFaces(result) {
   context.clearRect(0, 0, overlay.width, overlay.height);
   (result.faces || []).forEach((face, index) => {
     const box = face.box || {};
-    context.lineWidth = index === result.primary_face ? 4 : 2;
+    const scale = overlay.width / 640;  // the same look whatever the frame's size
+    context.lineWidth = (index === result.primary_face ? 4 : 2) * scale;
     context.strokeStyle = colour(face.top_emotion);
     context.strokeRect(box.x || 0, box.y || 0, box.width || 0, box.height || 0);
     context.fillStyle = context.strokeStyle;
-    context.font = "16px system-ui, sans-serif";
-    context.fillText(face.top_emotion, (box.x || 0) + 4, Math.max(16, (box.y || 0) - 6));
+    context.font = `${Math.round(22 * scale)}px system-ui, sans-serif`;
+    context.fillText(face.top_emotion, (box.x || 0) + 4, Math.max(22 * scale, (box.y || 0) - 6 * scale));
   });
 }
 
