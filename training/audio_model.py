@@ -12,12 +12,9 @@ import math
 import keras
 import numpy as np
 
-from fusion_service.features.audio import FEATURE_NAMES, N_FEATURES, N_FRAMES, N_MELS
+from fusion_service.features.audio import LOG_MEL_COLUMNS, MFCC_COLUMNS, N_FEATURES, N_FRAMES, N_MELS, RMS_COLUMN
 from protos.emotion.v1.constants import LABELS
 
-_RMS = FEATURE_NAMES.index("rms")
-_MFCC_0 = FEATURE_NAMES.index("mfcc_0")
-_FIRST_MEL = FEATURE_NAMES.index("mel_0")
 ARCHITECTURES = ("conv1d", "cnn2d")
 
 
@@ -35,14 +32,14 @@ class LevelNormalisation(keras.layers.Layer):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         db_per_feature = np.zeros(N_FEATURES, np.float32)
-        db_per_feature[_MFCC_0] = math.sqrt(N_MELS)
-        db_per_feature[_FIRST_MEL:_FIRST_MEL + N_MELS] = 1.0
+        db_per_feature[MFCC_COLUMNS.start] = math.sqrt(N_MELS)
+        db_per_feature[LOG_MEL_COLUMNS] = 1.0
         rms_column = np.zeros(N_FEATURES, np.float32)
-        rms_column[_RMS] = 1.0
+        rms_column[RMS_COLUMN] = 1.0
         self._db_per_feature, self._rms_column = db_per_feature, rms_column
 
     def call(self, features):
-        reference = keras.ops.quantile(features[:, :, _RMS], 0.9, axis=1)[:, None, None] + 1e-6
+        reference = keras.ops.quantile(features[:, :, RMS_COLUMN], 0.9, axis=1)[:, None, None] + 1e-6
         level_db = 20.0 * keras.ops.log(reference) / math.log(10.0)
         shifted = features - level_db * self._db_per_feature
         rms = features / reference
@@ -80,7 +77,7 @@ class SpecAugment(keras.layers.Layer):
             return frames
         batch = keras.ops.shape(frames)[0]
         keep_frames = self._keep(batch, N_FRAMES, self.max_frames, 0, N_FRAMES)
-        keep_bands = self._keep(batch, N_FEATURES, self.max_bands, _FIRST_MEL, N_MELS)
+        keep_bands = self._keep(batch, N_FEATURES, self.max_bands, LOG_MEL_COLUMNS.start, N_MELS)
         return frames * keep_frames[:, :, None] * keep_bands[:, None, :]
 
     def _keep(self, batch, size: int, max_width: int, first: int, count: int):
@@ -122,7 +119,7 @@ def build_model(mean: np.ndarray, variance: np.ndarray, *, architecture: str = "
         local = keras.layers.ReLU()(keras.layers.BatchNormalization()(local))
         parts.append(FrameStatistics()(local))
     if architecture == "cnn2d":
-        image = keras.layers.Reshape((N_FRAMES, N_MELS, 1))(frames[:, :, _FIRST_MEL:_FIRST_MEL + N_MELS])
+        image = keras.layers.Reshape((N_FRAMES, N_MELS, 1))(frames[:, :, LOG_MEL_COLUMNS])
         for filters in (16, 32, 64):
             image = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(image)
             image = keras.layers.ReLU()(keras.layers.BatchNormalization()(image))

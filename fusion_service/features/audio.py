@@ -1,8 +1,9 @@
 """Audio features shared by the live service and training.
 
 Training and serving both call this module, so a model never sees features computed differently from the
-ones it was trained on. Only numpy and scipy are used (librosa is too heavy for the service); the features
-reproduce librosa's definitions, which the tests check against librosa itself.
+ones it was trained on. Only numpy and scipy are used: librosa would add 285 MB to the service's image and
+124 MB to its memory (docs/performance.md, "Filter banks"). The features and the mel and chroma filter banks
+reproduce librosa's definitions, which the tests check against librosa itself, matrix by matrix.
 
 Per 2-second window at 16 kHz: one STFT (n_fft 512, hop 256, periodic Hann, centred with zero padding)
 gives 126 frames; each frame holds, in this order, MFCC 20, chroma 12, zero-crossing rate 1, RMS 1,
@@ -33,7 +34,13 @@ N_CHROMA = 12
 N_FRAMES = 126
 N_FEATURES = 98
 
-# Chroma index 0 is pitch class C (librosa's base_c=True), then C#, D, ... B.
+# Where each feature sits among a frame's N_FEATURES values: the one declaration of the layout.
+MFCC_COLUMNS = slice(0, N_MFCC)
+CHROMA_COLUMNS = slice(MFCC_COLUMNS.stop, MFCC_COLUMNS.stop + N_CHROMA)  # pitch class C first, then C#, D, ... B
+ZCR_COLUMN = CHROMA_COLUMNS.stop
+RMS_COLUMN = ZCR_COLUMN + 1
+LOG_MEL_COLUMNS = slice(RMS_COLUMN + 1, RMS_COLUMN + 1 + N_MELS)
+
 FEATURE_NAMES: tuple[str, ...] = (
     *(f"mfcc_{i}" for i in range(N_MFCC)),
     *(f"chroma_{i}" for i in range(N_CHROMA)),
@@ -46,16 +53,10 @@ _N_BINS = N_FFT // 2 + 1
 _POWER_FLOOR = 1e-10  # log-mel floor: 10*log10(1e-10) = -100 dB
 _ZERO_THRESHOLD = 1e-10  # |sample| at or below this counts as zero (positive) for zero crossings
 
-_MFCC = slice(0, N_MFCC)
-_CHROMA = slice(_MFCC.stop, _MFCC.stop + N_CHROMA)
-_ZCR = _CHROMA.stop
-_RMS = _ZCR + 1
-_LOG_MEL = slice(_RMS + 1, _RMS + 1 + N_MELS)
-
 assert WINDOW_SAMPLES == round(SAMPLE_RATE * WINDOW_SECONDS)
 assert N_FRAMES == 1 + WINDOW_SAMPLES // HOP_LENGTH
 assert N_FFT == 2 * HOP_LENGTH and WINDOW_SAMPLES % HOP_LENGTH == 0  # the block framing relies on it
-assert N_FEATURES == len(FEATURE_NAMES) == _LOG_MEL.stop
+assert N_FEATURES == len(FEATURE_NAMES) == LOG_MEL_COLUMNS.stop
 
 
 def _hz_to_slaney_mel(hz: np.ndarray) -> np.ndarray:
@@ -75,7 +76,7 @@ def _slaney_mel_to_hz(mel: np.ndarray) -> np.ndarray:
     return hz
 
 
-def _mel_filterbank() -> np.ndarray:
+def mel_filterbank() -> np.ndarray:
     """[N_MELS, bins] triangular filters on the Slaney mel scale with Slaney area normalisation."""
     bin_hz = np.fft.rfftfreq(N_FFT, d=1.0 / SAMPLE_RATE)
     lowest_mel, highest_mel = _hz_to_slaney_mel(np.array([0.0, SAMPLE_RATE / 2]))
@@ -88,7 +89,7 @@ def _mel_filterbank() -> np.ndarray:
     return triangles * (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, np.newaxis]
 
 
-def _chroma_filterbank() -> np.ndarray:
+def chroma_filterbank() -> np.ndarray:
     """[N_CHROMA, bins] Gaussian pitch-class bumps, as librosa.filters.chroma with tuning 0 and its defaults
     (centre octave 5, octave width 2, L2-normalised columns, starting at C)."""
     bin_hz = np.linspace(0, SAMPLE_RATE, N_FFT, endpoint=False)[1:]
@@ -130,8 +131,8 @@ class AudioFeatureExtractor:
     def __init__(self) -> None:
         self._hann = scipy.signal.get_window("hann", N_FFT, fftbins=True)
         # Only 498 of the 16448 mel weights are non-zero: a sparse product is several times cheaper.
-        self._mel_filterbank = scipy.sparse.csr_array(_mel_filterbank())
-        self._chroma_filterbank = _chroma_filterbank()
+        self._mel_filterbank = scipy.sparse.csr_array(mel_filterbank())
+        self._chroma_filterbank = chroma_filterbank()
         self._dct = scipy.fft.dct(np.eye(N_MELS), type=2, norm="ortho", axis=0)[:N_MFCC]
         self._per_thread = threading.local()
 
@@ -190,11 +191,11 @@ class AudioFeatureExtractor:
         log_mel = 10.0 * np.log10(np.maximum(self._mel_filterbank @ power, _POWER_FLOOR))
         raw_chroma = self._chroma_filterbank @ power
 
-        features[_MFCC] = self._dct @ log_mel
-        features[_CHROMA] = raw_chroma / _chroma_norm(raw_chroma)
-        features[_ZCR] = _zero_crossing_rate(window)
-        features[_RMS] = _rms(padded)
-        features[_LOG_MEL] = log_mel
+        features[MFCC_COLUMNS] = self._dct @ log_mel
+        features[CHROMA_COLUMNS] = raw_chroma / _chroma_norm(raw_chroma)
+        features[ZCR_COLUMN] = _zero_crossing_rate(window)
+        features[RMS_COLUMN] = _rms(padded)
+        features[LOG_MEL_COLUMNS] = log_mel
 
 
 def _chroma_norm(raw_chroma: np.ndarray) -> np.ndarray:

@@ -12,25 +12,26 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fusion_service.features.audio import (
+    CHROMA_COLUMNS as CHROMA,
     FEATURE_NAMES,
+    LOG_MEL_COLUMNS as LOG_MEL,
+    MFCC_COLUMNS as MFCC,
     N_CHROMA,
     N_FEATURES,
     N_FFT,
     N_FRAMES,
     N_MELS,
     N_MFCC,
+    RMS_COLUMN as RMS,
     SAMPLE_RATE,
     WINDOW_SAMPLES,
+    ZCR_COLUMN as ZCR,
     AudioFeatureExtractor,
+    chroma_filterbank,
+    mel_filterbank,
     resample,
     split_windows,
 )
-
-MFCC = slice(0, N_MFCC)
-CHROMA = slice(N_MFCC, N_MFCC + N_CHROMA)
-ZCR = N_MFCC + N_CHROMA
-RMS = ZCR + 1
-LOG_MEL = slice(RMS + 1, RMS + 1 + N_MELS)
 
 STFT = dict(sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=256, center=True, pad_mode="constant")
 TIME = np.arange(WINDOW_SAMPLES) / SAMPLE_RATE
@@ -75,6 +76,20 @@ def librosa_log_mel(samples: np.ndarray) -> np.ndarray:
     # The reference runs in float64 so that it is exact; our features are compared after float32 rounding.
     mel = librosa.feature.melspectrogram(y=samples.astype(np.float64), n_mels=N_MELS, htk=False, norm="slaney", **STFT)
     return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)
+
+
+def test_mel_filter_bank_is_librosas():
+    expected = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, htk=False, norm="slaney", dtype=np.float64)
+    ours = mel_filterbank()
+    assert ours.shape == expected.shape == (N_MELS, N_FFT // 2 + 1)
+    np.testing.assert_allclose(ours, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_chroma_filter_bank_is_librosas():
+    expected = librosa.filters.chroma(sr=SAMPLE_RATE, n_fft=N_FFT, n_chroma=N_CHROMA, tuning=0.0, dtype=np.float64)
+    ours = chroma_filterbank()
+    assert ours.shape == expected.shape == (N_CHROMA, N_FFT // 2 + 1)
+    np.testing.assert_allclose(ours, expected, rtol=1e-9, atol=1e-12)
 
 
 def test_mfcc_matches_librosa(signal_and_features):
