@@ -49,6 +49,27 @@ def subject_holdout(subjects: Sequence[str], fraction: float, seed: int) -> tupl
     return np.flatnonzero(~is_held), np.flatnonzero(is_held)
 
 
+def named_holdout(subjects: Sequence[str | None], held_subjects: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held-out) indices for a fixed, documented list of held-out subjects (e.g. performers)."""
+    held = set(held_subjects)
+    is_held = np.array([subject in held for subject in subjects], dtype=bool)
+    return np.flatnonzero(~is_held), np.flatnonzero(is_held)
+
+
+def corpus_balanced_weights(labels: np.ndarray, corpora: Sequence[str], class_power: float,
+                            corpus_power: float) -> np.ndarray:
+    """Per-sample loss weights, mean 1: classes balanced within each corpus by `class_power` (as class_weights),
+    and each corpus's total weight scaled by (n / corpus size) ** corpus_power, so that a large corpus (FER2013)
+    does not drown small ones (0 = corpora count by their size, 1 = every corpus counts the same)."""
+    labels, corpora = np.asarray(labels), np.asarray(corpora)
+    weights = np.zeros(len(labels), dtype=np.float64)
+    for corpus in np.unique(corpora):
+        members = np.flatnonzero(corpora == corpus)
+        within = class_weights(labels[members], class_power)[labels[members]]
+        weights[members] = within * (len(labels) / len(members)) ** corpus_power
+    return (weights / weights.mean()).astype(np.float32)
+
+
 def class_weights(labels: np.ndarray, power: float) -> np.ndarray:
     """Per-class loss weights (n / count) ** power, mean 1 over the samples: 0 = none, 1 = fully balanced."""
     counts = np.bincount(labels, minlength=len(LABELS)).astype(np.float64)
@@ -74,12 +95,14 @@ def augmenter(strength: float, erase_probability: float, seed: int) -> keras.Seq
 
 
 def training_dataset(
-    x: np.ndarray, y: np.ndarray, weights: np.ndarray, batch_size: int, augment: keras.Sequential, seed: int
+    x: np.ndarray, y: np.ndarray, sample_weights: np.ndarray, batch_size: int, augment: keras.Sequential, seed: int
 ) -> tf.data.Dataset:
     """Shuffled, augmented batches of (image, one-hot label, sample weight), reshuffled every epoch."""
+    if len(sample_weights) != len(x):
+        raise ValueError(f"{len(sample_weights)} sample weights for {len(x)} images: give one weight per image")
     one_hot = np.eye(len(LABELS), dtype=np.float32)[y]
     return (
-        tf.data.Dataset.from_tensor_slices((x, one_hot, weights[y]))
+        tf.data.Dataset.from_tensor_slices((x, one_hot, sample_weights.astype(np.float32)))
         .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size)
         .map(lambda images, labels, w: (augment(images, training=True), labels, w),

@@ -5,7 +5,10 @@
     python -m training.train_video ... --resume --cycles 14,30,20,45,30   # go on, adding a cycle of 30 epochs
 
 Validation is on faces the model never trains on: a fixed, seeded, stratified FER2013 hold-out (FER2013 has no
-subject ids) and CK+48 subjects held out whole (posed faces of another population). Steps: crops through the
+subject ids), CK+48 subjects held out whole, and a fixed list of Taiwanese performers (posed faces of other
+populations; the Taiwanese set is used when the data folder has faces/taiwanese). Training weights every sample so
+that classes are balanced within each corpus and FER2013's size does not drown the small corpora (CORPUS_WEIGHT_POWER).
+Steps: crops through the
 serving code's FacePipeline -> recorded random search (short runs on a subset) -> training with the best
 configuration in cosine learning-rate cycles (each a warm restart from the last weights, so training can grow
 across sessions), a checkpoint every epoch -> every better epoch exported and reported at once, so the served
@@ -23,16 +26,18 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from fusion_service.features.faces.crop import FACE_SIZE
 from fusion_service.features.faces.pipeline import FacePipeline
 from protos.emotion.v1.constants import LABELS
 from training.export import export_savedmodel, next_version
-from training.face_corpora import load_ck48, load_fer2013
+from training.face_corpora import load_ck48, load_fer2013, load_taiwanese
 from training.face_dataset import (
     augmenter,
-    class_weights,
+    corpus_balanced_weights,
     crop_arrays,
+    named_holdout,
     stratified_holdout,
     subject_holdout,
     training_dataset,
@@ -43,6 +48,13 @@ from training.reporting import evaluate_predictions, write_report
 SEED = 20131
 FER_HOLDOUT_FRACTION = 0.10  # stratified, seeded: FER2013 has no subject ids
 CK_HOLDOUT_SUBJECT_FRACTION = 0.25  # whole CK+ subjects held out
+# Taiwanese performers held out whole: the ids divisible by five, 6 of the 29 (01-30, no 04), about a fifth.
+TAIWANESE_VALIDATION_PERFORMERS = ("05", "10", "15", "20", "25", "30")
+# Each corpus's total loss weight scales with (n / corpus size) ** this: 0 = by size (FER2013 ~93% of the crops),
+# 1 = every corpus equal (a few hundred CK+ faces weighted 30x: memorised). 0.5: FER2013 ~74%, CK+48 and Taiwanese
+# ~13% each.
+CORPUS_WEIGHT_POWER = 0.5
+THREADS = 1  # TensorFlow intra-op threads (inter-op is 1), so that a shared machine keeps a core for everyone else
 WIDTHS = (32, 64, 128, 256)  # VGG-style blocks of two 3x3 convolutions, then 2x2 max-pooling
 HEAD_UNITS = 256
 WEIGHT_DECAY = 1e-4
@@ -74,43 +86,59 @@ REPORT_DIR = ROOT / "reports" / "video"
 
 
 @dataclass
+class ValidationSet:
+    """One corpus's held-out faces; `key` prefixes its figures in the training history (fer_accuracy, ...)."""
+
+    key: str
+    title: str
+    folder: str  # report folder under REPORT_DIR
+    x: np.ndarray
+    y: np.ndarray
+    held_out: dict  # what was held out, for the report
+
+
+@dataclass
 class Splits:
     x_train: np.ndarray
     y_train: np.ndarray
-    x_fer: np.ndarray  # FER2013 hold-out
-    y_fer: np.ndarray
-    x_ck: np.ndarray  # CK+ held-out subjects
-    y_ck: np.ndarray
-    ck_subjects: list[str]
-    n_fer_train: int  # the first n_fer_train training rows are FER2013, the rest CK+
+    train_corpus: np.ndarray  # corpus name of every training row (for the corpus balancing)
+    validation: list[ValidationSet]
 
 
 def load_splits(data: Path) -> Splits:
-    """Crops of both corpora through the serving code, split into training and the two validation sets."""
+    """Crops of every corpus through the serving code, split into training and one validation set per corpus."""
     pipeline = FacePipeline()
     faces = Path(data) / "faces"
     started = time.time()
-    x_fer_all, y_fer_all, _ = crop_arrays(
+    x_fer, y_fer, _ = crop_arrays(
         [item for item in load_fer2013(faces / "fer2013") if item.split in (None, "train")], pipeline
     )
-    x_ck_all, y_ck_all, ck_items = crop_arrays(load_ck48(faces / "ck48"), pipeline)
-    fer_train, fer_held = stratified_holdout(y_fer_all, FER_HOLDOUT_FRACTION, SEED)
+    x_ck, y_ck, ck_items = crop_arrays(load_ck48(faces / "ck48"), pipeline)
+    fer_train, fer_held = stratified_holdout(y_fer, FER_HOLDOUT_FRACTION, SEED)
     ck_train, ck_held = subject_holdout([item.subject for item in ck_items], CK_HOLDOUT_SUBJECT_FRACTION, SEED)
-    print(
-        f"crops in {time.time() - started:.0f} s: FER2013 {len(fer_train)} train / {len(fer_held)} held out, "
-        f"CK+48 {len(ck_train)} train / {len(ck_held)} held out "
-        f"({len({ck_items[i].subject for i in ck_held})} subjects)",
-        flush=True,
-    )
+    parts = [("fer2013", x_fer, y_fer, fer_train), ("ck48", x_ck, y_ck, ck_train)]
+    validation = [
+        ValidationSet("fer", "FER2013 stratified hold-out", "fer2013_holdout", x_fer[fer_held], y_fer[fer_held],
+                      {"holdout": f"{FER_HOLDOUT_FRACTION:.0%} of each class, seed {SEED}"}),
+        ValidationSet("ck", "CK+48 held-out subjects", "ck48_heldout_subjects", x_ck[ck_held], y_ck[ck_held],
+                      {"held_out_subjects": sorted({ck_items[i].subject for i in ck_held})}),
+    ]
+    if (faces / "taiwanese").is_dir():
+        x_tw, y_tw, tw_items = crop_arrays(load_taiwanese(faces / "taiwanese"), pipeline)
+        tw_train, tw_held = named_holdout([item.subject for item in tw_items], TAIWANESE_VALIDATION_PERFORMERS)
+        parts.append(("taiwanese", x_tw, y_tw, tw_train))
+        validation.append(ValidationSet(
+            "tw", "Taiwanese validation performers", "taiwanese_validation_performers", x_tw[tw_held], y_tw[tw_held],
+            {"held_out_performers": sorted({tw_items[i].subject for i in tw_held}),
+             "through": "face detection on the full 256x256 images, as live frames"}))
+    print(f"crops in {time.time() - started:.0f} s: training "
+          + ", ".join(f"{corpus} {len(train)}" for corpus, _, _, train in parts) + "; validation "
+          + ", ".join(f"{v.title} {len(v.y)}" for v in validation), flush=True)
     return Splits(
-        x_train=np.concatenate([x_fer_all[fer_train], x_ck_all[ck_train]]),
-        y_train=np.concatenate([y_fer_all[fer_train], y_ck_all[ck_train]]),
-        x_fer=x_fer_all[fer_held],
-        y_fer=y_fer_all[fer_held],
-        x_ck=x_ck_all[ck_held],
-        y_ck=y_ck_all[ck_held],
-        ck_subjects=sorted({ck_items[i].subject for i in ck_held}),
-        n_fer_train=len(fer_train),
+        x_train=np.concatenate([x[train] for _, x, _, train in parts]),
+        y_train=np.concatenate([y[train] for _, _, y, train in parts]),
+        train_corpus=np.concatenate([np.full(len(train), corpus) for corpus, _, _, train in parts]),
+        validation=validation,
     )
 
 
@@ -153,19 +181,23 @@ def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
 
 
 def validation_scores(model: keras.Model, splits: Splits) -> dict:
-    """Accuracy and UAR on both validation sets; `score` (their mean accuracy) picks trials and epochs."""
-    fer = evaluate_predictions([LABELS[i] for i in splits.y_fer], list(predict(model, splits.x_fer)))
-    ck = evaluate_predictions([LABELS[i] for i in splits.y_ck], list(predict(model, splits.x_ck)))
-    return {
-        "fer_accuracy": fer["accuracy"], "fer_uar": fer["uar"],
-        "ck_accuracy": ck["accuracy"], "ck_uar": ck["uar"],
-        "score": (fer["accuracy"] + ck["accuracy"]) / 2,
-    }
+    """Accuracy and UAR on every validation set; `score` (their mean accuracy) picks trials and epochs."""
+    scores = {}
+    for validation in splits.validation:
+        report = evaluate_predictions([LABELS[i] for i in validation.y], list(predict(model, validation.x)))
+        scores[f"{validation.key}_accuracy"], scores[f"{validation.key}_uar"] = report["accuracy"], report["uar"]
+    scores["score"] = float(np.mean([scores[f"{v.key}_accuracy"] for v in splits.validation]))
+    return scores
 
 
-def fit(model: keras.Model, x: np.ndarray, y: np.ndarray, config: dict, epochs: int, initial_epoch: int = 0,
-        callbacks: list | None = None) -> None:
-    weights = class_weights(y, config["class_weight_power"])
+def score_sets(splits: Splits) -> list[str]:
+    """The validation sets `score` averages over: a checkpoint's best score compares only under the same list."""
+    return [validation.key for validation in splits.validation]
+
+
+def fit(model: keras.Model, x: np.ndarray, y: np.ndarray, corpora: np.ndarray, config: dict, epochs: int,
+        initial_epoch: int = 0, callbacks: list | None = None) -> None:
+    weights = corpus_balanced_weights(y, corpora, config["class_weight_power"], CORPUS_WEIGHT_POWER)
     augment = augmenter(AUGMENT_STRENGTH, ERASE_PROBABILITY, SEED)
     dataset = training_dataset(x, y, weights, BATCH_SIZE, augment, SEED + initial_epoch)
     model.fit(dataset, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks or [], verbose=2)
@@ -188,19 +220,20 @@ def train_cycles(model: keras.Model, splits: Splits, config: dict, state: dict, 
                 print(f"cycle of {length} epochs starts at epoch {start + 1}", flush=True)
                 compile_model(model, config["learning_rate"], config["label_smoothing"],
                               -(-len(splits.x_train) // BATCH_SIZE), length)
-            fit(model, splits.x_train, splits.y_train, config, end, initial_epoch=state["epoch"],
-                callbacks=[checkpoint])
+            fit(model, splits.x_train, splits.y_train, splits.train_corpus, config, end,
+                initial_epoch=state["epoch"], callbacks=[checkpoint])
         start = end
 
 
 def search(splits: Splits) -> dict:
     """Random search with short runs on a subset; every trial is recorded in the report folder."""
     rng = np.random.default_rng(SEED)
-    subset = np.concatenate([
-        rng.choice(splits.n_fer_train, size=min(SEARCH_TRAIN_SUBSET, splits.n_fer_train), replace=False),
-        np.arange(splits.n_fer_train, len(splits.x_train)),
-    ])
-    x, y = splits.x_train[subset], splits.y_train[subset]
+    fer_rows = np.flatnonzero(splits.train_corpus == "fer2013")
+    subset = np.sort(np.concatenate([
+        rng.choice(fer_rows, size=min(SEARCH_TRAIN_SUBSET, len(fer_rows)), replace=False),
+        np.flatnonzero(splits.train_corpus != "fer2013"),
+    ]))
+    x, y, corpora = splits.x_train[subset], splits.y_train[subset], splits.train_corpus[subset]
     grid = [dict(zip(SEARCH_SPACE, values)) for values in itertools.product(*SEARCH_SPACE.values())]
     trials = []
     for trial, pick in enumerate(rng.choice(len(grid), size=min(SEARCH_TRIALS, len(grid)), replace=False)):
@@ -209,15 +242,15 @@ def search(splits: Splits) -> dict:
         keras.utils.set_random_seed(SEED)
         started = time.time()
         model = new_model(splits, config, len(x), SEARCH_EPOCHS)
-        fit(model, x, y, config, SEARCH_EPOCHS)
+        fit(model, x, y, corpora, config, SEARCH_EPOCHS)
         scores = validation_scores(model, splits)
         trials.append({"config": config, **scores, "seconds": round(time.time() - started)})
         print(f"  -> {scores}", flush=True)
     best = max(trials, key=lambda t: t["score"])
     record = {
         "method": f"{SEARCH_TRIALS} distinct random configurations from SEARCH_SPACE (seed {SEED}), {SEARCH_EPOCHS} epochs "
-                  f"on {len(x)} training crops ({SEARCH_TRAIN_SUBSET} FER2013 + CK+ training subjects); score = mean "
-                  "accuracy on the FER2013 hold-out and the held-out CK+ subjects",
+                  f"on {len(x)} training crops ({SEARCH_TRAIN_SUBSET} FER2013 + the other corpora's training faces); "
+                  f"score = mean accuracy over the validation sets ({', '.join(v.title for v in splits.validation)})",
         "fixed": {"augment_strength": AUGMENT_STRENGTH, "erase_probability": ERASE_PROBABILITY, "dropout": DROPOUT,
                   "widths": WIDTHS, "batch_size": BATCH_SIZE, "weight_decay": WEIGHT_DECAY},
         "search_space": SEARCH_SPACE,
@@ -232,13 +265,12 @@ def write_search_record(record: dict) -> None:
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
     (REPORT_DIR / "search.json").write_text(json.dumps(record, indent=2) + "\n")
     names = list(SEARCH_SPACE)
+    figures = [key for key in record["trials"][0] if key.endswith(("_accuracy", "_uar"))] + ["score"]
     lines = ["# Video model: hyperparameter search", "", record["method"], "",
-             "| " + " | ".join(names) + " | FER acc | FER UAR | CK+ acc | CK+ UAR | score | s |",
-             "|" + "---|" * (len(names) + 6)]
+             "| " + " | ".join(names + figures) + " | s |", "|" + "---|" * (len(names) + len(figures) + 1)]
     for t in record["trials"]:
-        lines.append("| " + " | ".join(str(t["config"][n]) for n in names)
-                     + f" | {t['fer_accuracy']:.3f} | {t['fer_uar']:.3f} | {t['ck_accuracy']:.3f}"
-                     f" | {t['ck_uar']:.3f} | {t['score']:.3f} | {t['seconds']} |")
+        lines.append("| " + " | ".join([str(t["config"][n]) for n in names] + [f"{t[f]:.3f}" for f in figures])
+                     + f" | {t['seconds']} |")
     lines += ["", f"Fixed: `{json.dumps(record['fixed'])}`", "", f"Chosen: `{json.dumps(record['best'])}`", ""]
     (REPORT_DIR / "search.md").write_text("\n".join(lines))
 
@@ -274,13 +306,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self.state["best_score"], self.state["best_epoch"] = scores["score"], epoch + 1
             exported = export_savedmodel(
                 self.model, self.out, MODEL_NAME, "image", (FACE_SIZE, FACE_SIZE, 1), LABELS,
-                self.splits.x_fer[:8], version=self.version,
+                self.splits.validation[0].x[:8], version=self.version,
             )
             write_validation_report(self.model, self.splits, self.config, self.state)
             print(f"  new best (score {scores['score']:.4f}): exported to {exported}, report in {REPORT_DIR}",
                   flush=True)
         save_checkpoint(self.model, self.state)
-        write_summary(self.state)
+        write_summary(self.state, self.splits)
 
 
 def save_checkpoint(model: keras.Model, state: dict) -> None:
@@ -295,34 +327,37 @@ def save_checkpoint(model: keras.Model, state: dict) -> None:
 
 
 def write_validation_report(model: keras.Model, splits: Splits, config: dict, state: dict) -> None:
-    """Full reports (both label views, confusion PNGs) for the FER2013 hold-out and the CK+ held-out subjects."""
+    """Full reports (both label views, confusion PNGs) for every validation set."""
     common = {"epoch": state["epoch"], "config": config, "epochs_planned": state["epochs"],
-              "training_seconds": state["training_seconds"], "history": state["history"]}
-    fer = evaluate_predictions([LABELS[i] for i in splits.y_fer], list(predict(model, splits.x_fer)))
-    write_report(fer, REPORT_DIR / "fer2013_holdout", "Video model: FER2013 stratified hold-out",
-                 {**common, "holdout": f"{FER_HOLDOUT_FRACTION:.0%} of each class, seed {SEED}"})
-    ck = evaluate_predictions([LABELS[i] for i in splits.y_ck], list(predict(model, splits.x_ck)))
-    write_report(ck, REPORT_DIR / "ck48_heldout_subjects", "Video model: CK+48 held-out subjects",
-                 {**common, "held_out_subjects": splits.ck_subjects})
+              "training_seconds": state["training_seconds"], "corpus_weight_power": CORPUS_WEIGHT_POWER,
+              "history": state["history"]}
+    for validation in splits.validation:
+        report = evaluate_predictions([LABELS[i] for i in validation.y], list(predict(model, validation.x)))
+        write_report(report, REPORT_DIR / validation.folder, f"Video model: {validation.title}",
+                     {**common, **validation.held_out})
 
 
-def write_summary(state: dict) -> None:
-    """REPORT_DIR/README.md: the exported epoch on both validation sets, every epoch so far, how to reproduce."""
-    views = {"FER2013 stratified hold-out": "fer2013_holdout", "CK+48 held-out subjects": "ck48_heldout_subjects"}
+def write_summary(state: dict, splits: Splits) -> None:
+    """REPORT_DIR/README.md: the exported epoch on every validation set, every epoch so far, how to reproduce."""
     lines = ["# Video model: validation report", "",
              f"Exported epoch {state['best_epoch']} of {state['epoch']} trained ({state['epochs']} planned, in cosine "
              f"cycles of {state.get('cycles', [state['epochs']])} epochs), "
              f"{state['training_seconds'] / 60:.0f} min of training. Configuration: `{json.dumps(state['config'])}` "
              "(from the [search](search.md)).", "",
              "| validation set | n | accuracy (7) | UAR (7) | accuracy (4) | UAR (4) |", "|---|---:|---:|---:|---:|---:|"]
-    for title, folder in views.items():
-        report = json.loads((REPORT_DIR / folder / "report.json").read_text())
-        lines.append(f"| [{title}]({folder}/report.md) | {report['n']} | {report['accuracy']:.3f} | "
+    for validation in splits.validation:
+        report = json.loads((REPORT_DIR / validation.folder / "report.json").read_text())
+        lines.append(f"| [{validation.title}]({validation.folder}/report.md) | {report['n']} | {report['accuracy']:.3f} | "
                      f"{report['uar']:.3f} | {report['seed4']['accuracy']:.3f} | {report['seed4']['uar']:.3f} |")
-    lines += ["", "| epoch | train loss | FER acc | FER UAR | CK+ acc | CK+ UAR | s |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    keys = [v.key for v in splits.validation]
+    lines += ["", "Score (picks the exported epoch): mean accuracy over the validation sets of its epoch (blank: "
+              "a set that had not joined yet).", "",
+              "| epoch | train loss | " + " | ".join(f"{k} acc | {k} UAR" for k in keys) + " | score | s |",
+              "|---:|---:|" + "---:|---:|" * len(keys) + "---:|---:|"]
     for h in state["history"]:
-        lines.append(f"| {h['epoch']} | {h['loss']:.3f} | {h['fer_accuracy']:.3f} | {h['fer_uar']:.3f} | "
-                     f"{h['ck_accuracy']:.3f} | {h['ck_uar']:.3f} | {h['seconds']} |")
+        figures = " | ".join(f"{h[f'{k}_accuracy']:.3f} | {h[f'{k}_uar']:.3f}" if f"{k}_accuracy" in h else " | "
+                             for k in keys)
+        lines.append(f"| {h['epoch']} | {h['loss']:.3f} | {figures} | {h['score']:.3f} | {h['seconds']} |")
     lines += ["", "Reproduce: `python -m training.train_video --data ../shared/datasets --out model_repository` "
               "(add `--resume` to go on from training/checkpoints/video/).", "",
               "Faces in full images (detection, then the crop): [face_detectors.md](face_detectors.md), written by "
@@ -338,6 +373,16 @@ def cycle_lengths(text: str | tuple) -> tuple[int, ...]:
     return lengths
 
 
+def use_threads(threads: int) -> None:
+    """TensorFlow's thread pools, which can only be sized before its first operation; a caller in whose process
+    TensorFlow already runs (a test) keeps the pools it has."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        print(f"TensorFlow is already running: --threads {threads} not applied", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.train_video", description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/datasets"), help="datasets folder (has faces/)")
@@ -347,7 +392,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"use the configuration recorded in {REPORT_DIR / 'search.json'} instead of searching")
     parser.add_argument("--cycles", type=cycle_lengths, default=CYCLES,
                         help="epochs per cosine cycle, comma-separated, e.g. 14,30; with --resume, cycles may be added")
+    parser.add_argument("--threads", type=int, default=THREADS, help="TensorFlow intra-op threads")
     args = parser.parse_args(argv)
+    use_threads(args.threads)
     if not (args.data / "faces").is_dir():
         parser.error(f"{args.data / 'faces'} does not exist: pass --data, the folder holding faces/fer2013 and faces/ck48")
 
@@ -361,6 +408,12 @@ def main(argv: list[str] | None = None) -> int:
         state["cycles"], state["epochs"] = list(args.cycles), sum(args.cycles)
         model = keras.models.load_model(CHECKPOINT_DIR / "last.keras")
         config = state["config"]
+        if state.get("score_sets", ["fer", "ck"]) != score_sets(splits):
+            # The validation sets changed (a corpus joined): scores compare only on the same sets, so the bar
+            # for exporting is the checkpoint's own score on the new ones.
+            state["score_sets"], state["best_score"] = score_sets(splits), validation_scores(model, splits)["score"]
+            print(f"validation sets are now {state['score_sets']}: checkpoint scores {state['best_score']:.4f}",
+                  flush=True)
         print(f"resuming after epoch {state['epoch']} of {state['epochs']} (best score {state['best_score']:.4f} "
               f"at epoch {state['best_epoch']})", flush=True)
     else:
@@ -372,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
         keras.utils.set_random_seed(SEED)
         model = build_model(float(splits.x_train.mean()), float(splits.x_train.var()), DROPOUT)
         state = {"config": config, "cycles": list(args.cycles), "epochs": sum(args.cycles), "epoch": 0,
-                 "best_score": -1.0, "best_epoch": 0, "training_seconds": 0, "history": []}
+                 "best_score": -1.0, "best_epoch": 0, "training_seconds": 0, "score_sets": score_sets(splits),
+                 "history": []}
     if state["epoch"] >= state["epochs"]:
         print("training already finished; nothing to do", flush=True)
         return 0
