@@ -13,7 +13,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 def main(argv: list[str] | None = None) -> None:
     from fusion_service.config import parse_settings
-    from fusion_service.server import serve
+    from fusion_service.server import StartupError, serve
 
     settings = parse_settings(argv)
     logging.basicConfig(
@@ -21,7 +21,10 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except StartupError as error:
+        raise SystemExit(f"fusion service cannot start: {error}") from None
 
 
 if __name__ == "__main__":

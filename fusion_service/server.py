@@ -41,6 +41,10 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 UNREADY_CHECK_INTERVAL_S = 0.2
 
 
+class StartupError(Exception):
+    """The service cannot start as configured; the message says what to change."""
+
+
 def serving_status(ever_ready: set[str], ready_now: dict[str, bool]) -> int:
     """SERVING once every model has been ready at least once, and while at least one is ready now."""
     if not set(ready_now) <= ever_ready:
@@ -100,7 +104,10 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
 
 
 class FusionService:
-    """Everything serve() runs, with start() and stop() of its own so that tests can run it in-process."""
+    """Everything serve() runs, with start() and stop() of its own so that tests can run it in-process.
+
+    Construction and start() raise StartupError when the configuration cannot work.
+    """
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -116,7 +123,7 @@ class FusionService:
         try:
             tokens = load_tokens(settings.auth_tokens_file, settings.auth_tokens)
         except TokenError as error:
-            raise SystemExit(f"authentication: {error}") from None
+            raise StartupError(f"authentication: {error}") from None
         # First, so that it counts the final status of every call, those the others refuse included.
         interceptors: list[grpc.aio.ServerInterceptor] = [CallStatusInterceptor()]
         if tokens:
@@ -162,7 +169,7 @@ class FusionService:
         except RuntimeError:
             self.port = 0
         if self.port == 0:
-            raise SystemExit(f"could not listen on {address}: is the port in use? Choose another with --port.")
+            raise StartupError(f"could not listen on {address}: is the port in use? Choose another with --port.")
         await self._server.start()
         log.info(
             "fusion service listening on %s:%d (%s%s; audio model at %s, video model at %s)",

@@ -70,7 +70,6 @@ class StreamSession:
         self._encoding = DEFAULT_ENCODING
         self._sample_rate = AUDIO_SAMPLE_RATE_HZ
         self._audio = AudioRing(int(WINDOW_SECONDS * self._sample_rate))
-        self._configured = False
         self._started = False
         self._new_audio = False
         self._frame: pb.Frame | None = None
@@ -128,7 +127,6 @@ class StreamSession:
                     f"got {time_constant_s}"
                 )
             self._smoother = Smoother(time_constant_s)
-        self._configured = True
 
     async def results(self, requests: AsyncIterator[pb.StreamRequest]) -> AsyncIterator[pb.StreamResponse]:
         """Read requests in the background; yield a result each period in which new input arrived."""

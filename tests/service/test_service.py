@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from fusion_service.server import NOT_SERVING, SERVING, serving_status
+from fusion_service.__main__ import main
+from fusion_service.config import Settings
+from fusion_service.server import NOT_SERVING, SERVING, FusionService, StartupError, serving_status
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1.constants import LABELS
 from tests.service.harness import HAPPY, SAD, face_jpeg, good_request, running_service, speech_pcm, wait_until
@@ -280,3 +283,29 @@ def test_shutdown_sends_running_streams_a_final_message_and_refuses_new_calls():
             assert error.value.code() == grpc.StatusCode.UNAVAILABLE
 
     asyncio.run(run())
+
+
+def test_a_port_in_use_stops_the_service_with_a_message_not_a_traceback():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(StartupError, match=f"could not listen on 127.0.0.1:{port}: is the port in use"):
+            asyncio.run(FusionService(Settings(host="127.0.0.1", port=port, metrics_port=0)).start())
+        with pytest.raises(SystemExit) as exit_:
+            main(["--host", "127.0.0.1", "--port", str(port), "--metrics-port", "0"])
+    assert str(exit_.value.code).startswith("fusion service cannot start: could not listen")
+
+
+def test_unusable_tokens_stop_the_service_with_a_message(tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text("# no token yet\n")
+
+    async def construct():
+        FusionService(Settings(host="127.0.0.1", port=0, metrics_port=0, auth_tokens_file=str(tokens)))
+
+    with pytest.raises(StartupError, match="authentication: .* holds no token"):
+        asyncio.run(construct())
+    with pytest.raises(SystemExit) as exit_:
+        main(["--host", "127.0.0.1", "--port", "0", "--metrics-port", "0", "--auth-tokens-file", str(tokens)])
+    assert "fusion service cannot start: authentication" in str(exit_.value.code)
