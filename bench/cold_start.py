@@ -52,8 +52,9 @@ def start_stack(repository: Path, log_dir: Path) -> tuple[LocalStack, dict[str, 
     """Start a stack on free loopback ports and wait until it is SERVING; returns it (running) and the
     seconds from start to each model's readiness and to SERVING."""
     os.environ.update(SERVICE_ENVIRONMENT)
+    model_port = free_port()  # one model server for both models, as `make run` starts them
     stack = LocalStack(
-        repository, audio_port=free_port(), video_port=free_port(), fusion_port=free_port(),
+        repository, audio_port=model_port, video_port=model_port, fusion_port=free_port(),
         metrics_port=free_port(), log_dir=log_dir,
     )
     stop = threading.Event()

@@ -164,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     media = Media()
     request = fuse_request(media)
     with tempfile.TemporaryDirectory(prefix="load-") as logs:
+        model_port = free_port()  # one model server for both models, as `make run` starts them
         stack = LocalStack(
-            args.repository, audio_port=free_port(), video_port=free_port(), fusion_port=free_port(),
+            args.repository, audio_port=model_port, video_port=model_port, fusion_port=free_port(),
             log_dir=Path(logs),
             # Every client here shares one address: lift the per-client stream limit for the test.
             fusion_args=("--max-streams-per-client=0",),

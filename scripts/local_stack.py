@@ -61,13 +61,18 @@ def model_server_command(name: str, base_path: Path, port: int, poll_seconds: fl
     ]
 
 
-def multi_model_server_command(config_file: Path, port: int, poll_seconds: float = MODEL_POLL_SECONDS) -> list[str]:
-    """Every model of a ModelServerConfig file in one process (see model_config_text)."""
+def multi_model_server_command(
+    config_file: Path, port: int, models: int, poll_seconds: float = MODEL_POLL_SECONDS
+) -> list[str]:
+    """`models` models of a ModelServerConfig file in one process (see model_config_text)."""
     return [
         *_model_server_binary(),
         f"--port={port}",
         f"--model_config_file={config_file.resolve()}",
         f"--file_system_poll_wait_seconds={poll_seconds:g}",
+        # A thread per model for running ops, as each had in a process of its own: the two Predicts of one
+        # Fuse call run side by side instead of one after the other.
+        f"--tensorflow_inter_op_parallelism={models}",
     ]
 
 
@@ -156,7 +161,7 @@ class LocalStack:
         if len(served) == 1:
             command = model_server_command(name, self.repository / name, self.ports[name])
         else:
-            command = multi_model_server_command(self._write_model_config(served), self.ports[name])
+            command = multi_model_server_command(self._write_model_config(served), self.ports[name], len(served))
         self._spawn(self.model_server_part(name), command)
 
     def _write_model_config(self, names: tuple[str, ...]) -> Path:
