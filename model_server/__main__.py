@@ -58,9 +58,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--file_system_poll_wait_seconds", type=int, default=1,
         help="interval between looks for new model versions; a negative value looks only at start-up",
     )
-    # One thread each is the right size here: the models are small, and two model servers and the
-    # fusion service share two cores. More threads per op would only contend for them; requests run
-    # side by side on gRPC threads instead. 0 lets TensorFlow choose, as tensorflow_model_server does.
+    # One thread each is the right size for one small model beside the fusion service on two cores: more
+    # threads per op would only contend for them. A server of several models wants an op thread per model
+    # (scripts/local_stack.py passes it), so that their requests run side by side. 0 lets TensorFlow
+    # choose, as tensorflow_model_server does.
     parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=1,
                         help="threads used within one op (0: TensorFlow chooses)")
     parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=1,
