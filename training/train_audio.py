@@ -30,6 +30,7 @@ from protos.emotion.v1.constants import LABELS
 from training.audio_dataset import AugmentConfig, WindowSet, build_windows
 from training.audio_eval import write_validation_report
 from training.audio_model import build_model, input_statistics
+from training.evaluate import newest_version
 from training.export import export_savedmodel
 from training.reporting import evaluate_predictions
 from training.speech_corpora import SpeechRecord, find_records
@@ -72,7 +73,6 @@ CHECKPOINT_DIR = ROOT / "checkpoints" / "audio"
 TRIALS_FILE = REPORT_DIR / "trials.json"
 LEAVE_OUT_FILE = REPORT_DIR / "leave_one_corpus_out.json"
 MODEL_NAME = "audio"
-EXPORT_VERSION = 2
 # --------------------------------------------------------------------------------------------------------------
 
 
@@ -317,8 +317,8 @@ def main(argv: list[str] | None = None) -> int:
 
     speech_dir = args.data / "speech" if (args.data / "speech").is_dir() else args.data
     train_records, validation_records = split_records(find_records(speech_dir))
-    version_dir = args.out / MODEL_NAME / str(EXPORT_VERSION)
     if args.report_only:
+        version_dir = newest_version(args.out, MODEL_NAME)
         recorded = json.loads((REPORT_DIR / "report.json").read_text())["extra"]
         kept = {name: value for name, value in recorded.items()
                 if name not in ("model", "speech_detector", "speaker_groups", "corpora", "noise")}
@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"best validation score {validation.state['best_score']:.3f} at epoch {validation.state['best_epoch']}",
           flush=True)
     version_dir = export_savedmodel(model, args.out, MODEL_NAME, "features", (N_FRAMES, N_FEATURES), LABELS,
-                                    validation_windows.features[:4], version=EXPORT_VERSION)
+                                    validation_windows.features[:4])
     print(f"exported {version_dir}", flush=True)
     write_validation_report(
         version_dir, validation_records, REPORT_DIR, NOISE_SNRS_DB, NOISE_KINDS, SEED,
