@@ -290,8 +290,12 @@ def test_a_port_in_use_stops_the_service_with_a_message_not_a_traceback():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
+
+        async def start():
+            await FusionService(Settings(host="127.0.0.1", port=port, metrics_port=0)).start()
+
         with pytest.raises(StartupError, match=f"could not listen on 127.0.0.1:{port}: is the port in use"):
-            asyncio.run(FusionService(Settings(host="127.0.0.1", port=port, metrics_port=0)).start())
+            asyncio.run(start())
         with pytest.raises(SystemExit) as exit_:
             main(["--host", "127.0.0.1", "--port", str(port), "--metrics-port", "0"])
     assert str(exit_.value.code).startswith("fusion service cannot start: could not listen")
