@@ -21,6 +21,7 @@ from fusion_service.features.faces.crop import FACE_SIZE
 from fusion_service.features.faces.names import DEFAULT_DETECTOR
 from fusion_service.features.faces.pipeline import FacePipeline, make_detector
 from fusion_service.features.speech import SpeechDetector
+from fusion_service.fusion import check_weights
 from fusion_service.fusion_methods import DEFAULT_METHOD, EXPLICIT_WEIGHTS_METHOD, METHODS, method_name, method_value
 from fusion_service.metrics import MODALITY_RESULTS, Stage, timed
 from fusion_service.model_client import ModelClient, ModelContract, ModelError
@@ -60,11 +61,10 @@ def resolve_options(request: pb.FusionOptions, defaults: Options) -> Options:
     """Per-request options over the configured defaults, validated."""
     audio_weight = request.audio_weight if request.HasField("audio_weight") else defaults.audio_weight
     video_weight = request.video_weight if request.HasField("video_weight") else defaults.video_weight
-    for name, weight in (("audio_weight", audio_weight), ("video_weight", video_weight)):
-        if not np.isfinite(weight) or weight < 0:
-            raise InvalidInput(f"options.{name} must be a finite number >= 0, got {weight}")
-    if audio_weight + video_weight <= 0:
-        raise InvalidInput("options: at least one of audio_weight and video_weight must be > 0")
+    try:
+        check_weights({"audio_weight": audio_weight, "video_weight": video_weight})
+    except ValueError as error:
+        raise InvalidInput(f"options: {error}") from None
     if request.method != pb.FUSION_METHOD_UNSPECIFIED:
         try:
             method = method_name(request.method)

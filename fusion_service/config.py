@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, fields
 
 from fusion_service.features.faces.names import DEFAULT_DETECTOR, DETECTOR_NAMES
+from fusion_service.fusion import check_weights
 from fusion_service.fusion_methods import DEFAULT_METHOD, METHODS
 from fusion_service.resilience import MAX_RETRIES, MIN_BACKOFF_S
 from protos.emotion.v1.smoothing import DEFAULT_TIME_CONSTANT_S, MAX_TIME_CONSTANT_S
@@ -140,10 +141,10 @@ def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None
 
 def validate(settings: Settings) -> list[str]:
     problems = []
-    if settings.audio_weight < 0 or settings.video_weight < 0:
-        problems.append("fusion weights must be >= 0")
-    if settings.audio_weight + settings.video_weight <= 0:
-        problems.append("at least one fusion weight must be > 0")
+    try:
+        check_weights({"--audio-weight": settings.audio_weight, "--video-weight": settings.video_weight})
+    except ValueError as error:
+        problems.append(str(error))
     if settings.fusion_method not in METHODS:
         problems.append(f"--fusion-method must be one of {', '.join(METHODS)}, got {settings.fusion_method!r}")
     for name in ("uncertain_below", "confident_above"):

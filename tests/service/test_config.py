@@ -29,7 +29,7 @@ def test_bad_environment_value_is_reported_by_name(capsys):
 
 @pytest.mark.parametrize("argv", [
     ["--audio-weight", "-1"], ["--audio-weight", "0", "--video-weight", "0"], ["--port", "70000"], ["--face-detector", "dlib"],
-    ["--model-retries", "5"], ["--model-retry-backoff-s", "0.001"],
+    ["--model-retries", "5"], ["--model-retry-backoff-s", "0.001"], ["--video-weight", "nan"],
 ])
 def test_invalid_settings_are_refused(argv, capsys):
     with pytest.raises(SystemExit):
