@@ -25,7 +25,7 @@ import aiohttp
 from bench import live
 from bench.cold_start import SERVICE_ENVIRONMENT
 from bench.machine import cpu_seconds
-from bench.media import CHUNK_SECONDS, Media
+from bench.media import Media
 from bench.stats import summarise
 from capture_client.web.protocol import AUDIO, FRAME
 from protos.emotion.v1 import emotion_pb2 as pb
@@ -48,22 +48,13 @@ async def run_ws_stream(url: str, media: Media, plan: live.StreamPlan, log: live
         async with aiohttp.ClientSession() as session, session.ws_connect(url, headers={"Origin": origin}) as ws:
             await ws.send_str(json.dumps({"type": "config", "mode": "both", "result_rate_hz": plan.result_rate_hz}))
             reader = asyncio.create_task(_read(ws, log))
-            end = log.start + plan.seconds
-            next_frame = next_chunk = log.start
-            sequence = chunk_index = 0
-            while min(next_frame, next_chunk) < end and not (abort and abort.is_set()) and not reader.done():
-                delay = min(next_frame, next_chunk) - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                if next_chunk <= next_frame:
-                    await ws.send_bytes(chunks[chunk_index % len(chunks)])
-                    chunk_index += 1
-                    next_chunk = log.start + chunk_index * CHUNK_SECONDS
+            async for kind, number in live.paced_input(media, plan, log, abort):
+                if reader.done():
+                    break
+                if kind == "audio":
+                    await ws.send_bytes(chunks[number])
                 else:
-                    sequence += 1
-                    log.frames[sequence] = (next_frame, time.perf_counter())
-                    await ws.send_bytes(bytes([FRAME]) + _SEQUENCE.pack(sequence) + frame)
-                    next_frame = log.start + sequence / plan.fps
+                    await ws.send_bytes(bytes([FRAME]) + _SEQUENCE.pack(number) + frame)
             await asyncio.sleep(0.5)  # the results of the last frames
             reader.cancel()
             if ws.closed and ws.close_code not in (None, 1000):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -123,9 +123,10 @@ async def run_stream(
     return log
 
 
-async def _send(call, media: Media, plan: StreamPlan, log: StreamLog, abort: asyncio.Event | None) -> None:
-    image = pb.Image(encoded=media.frame_jpeg)
-    chunks = [pb.StreamRequest(audio=pb.AudioChunk(data=chunk)) for chunk in media.speech_chunks_pcm16]
+async def paced_input(media: Media, plan: StreamPlan, log: StreamLog,
+                      abort: asyncio.Event | None = None) -> AsyncIterator[tuple[str, int]]:
+    """("audio", chunk index) and ("frame", sequence) at the moments a microphone and a camera deliver them,
+    from log.start for plan.seconds; each frame is entered in log.frames (due, handed over) as it is yielded."""
     end = log.start + plan.seconds
     next_frame = next_chunk = log.start
     sequence = chunk_index = 0
@@ -134,14 +135,24 @@ async def _send(call, media: Media, plan: StreamPlan, log: StreamLog, abort: asy
         if delay > 0:
             await asyncio.sleep(delay)
         if next_chunk <= next_frame:
-            await call.write(chunks[chunk_index % len(chunks)])
+            yield "audio", chunk_index % len(media.speech_chunks_pcm16)
             chunk_index += 1
             next_chunk = log.start + chunk_index * CHUNK_SECONDS
         else:
             sequence += 1
             log.frames[sequence] = (next_frame, time.perf_counter())
-            await call.write(pb.StreamRequest(frame=pb.Frame(image=image, sequence=sequence)))
+            yield "frame", sequence
             next_frame = log.start + sequence / plan.fps
+
+
+async def _send(call, media: Media, plan: StreamPlan, log: StreamLog, abort: asyncio.Event | None) -> None:
+    image = pb.Image(encoded=media.frame_jpeg)
+    chunks = [pb.StreamRequest(audio=pb.AudioChunk(data=chunk)) for chunk in media.speech_chunks_pcm16]
+    async for kind, number in paced_input(media, plan, log, abort):
+        if kind == "audio":
+            await call.write(chunks[number])
+        else:
+            await call.write(pb.StreamRequest(frame=pb.Frame(image=image, sequence=number)))
 
 
 async def _read(call, log: StreamLog) -> None:
