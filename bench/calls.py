@@ -22,7 +22,7 @@ TIMEOUT_S = 10.0
 
 def model_inputs(media: Media) -> dict[str, np.ndarray]:
     """What a Fuse call of the benchmark media sends each model: one window's features, one face crop."""
-    _, crops = face_pipeline().faces(media.frame_gray)
+    _, crops = face_pipeline().faces(media.frame_decoded)
     return {"audio": AudioFeatureExtractor().batch(media.speech_window[np.newaxis]), "video": crops[:1]}
 
 

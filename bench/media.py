@@ -1,4 +1,5 @@
-"""The inputs every workload uses: a 640x480 webcam-like frame with one face, and speech, made at run time."""
+"""The inputs every workload uses: a 640x480 webcam-like frame with one face (and the same at 1280x720), and speech,
+made at run time."""
 
 from __future__ import annotations
 
@@ -15,15 +16,15 @@ from fusion_service.features.faces.pipeline import FacePipeline, make_detector
 from testkit.media import face_photo, jpeg, pcm16, speech
 
 FRAME_WIDTH, FRAME_HEIGHT = 640, 480
+HD_WIDTH, HD_HEIGHT = 1280, 720
 CHUNK_SECONDS = 0.02
 
 
-def webcam_frame() -> np.ndarray:
-    """640x480 BGR frame with one frontal face about 130 px high, as a laptop webcam shows a user half a
-    metre away. The 512x512 photograph is scaled to 640x640 and its top 480 rows kept: at its own size the
-    face (about 100 px) sits at the face detector's minimum size and would be found or missed by chance."""
-    photo = cv2.resize(face_photo(), (FRAME_WIDTH, FRAME_WIDTH), interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(photo[:FRAME_HEIGHT])
+def webcam_frame(width: int = FRAME_WIDTH, height: int = FRAME_HEIGHT) -> np.ndarray:
+    """BGR frame with one frontal face, as a laptop webcam shows a user half a metre away (640x480: the face
+    about 130 px high). The 512x512 photograph is scaled to width x width and its top `height` rows kept."""
+    photo = cv2.resize(face_photo(), (width, width), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(photo[:height])
 
 
 def face_pipeline() -> FacePipeline:
@@ -44,9 +45,14 @@ class Media:
         return jpeg(self.frame)
 
     @cached_property
-    def frame_gray(self) -> np.ndarray:
-        """The frame as the service sees it: the JPEG decoded straight to gray."""
-        return cv2.imdecode(np.frombuffer(self.frame_jpeg, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+    def frame_decoded(self) -> np.ndarray:
+        """The frame as the service sees it: the JPEG decoded (in colour, as decoding.decode_image does)."""
+        return cv2.imdecode(np.frombuffer(self.frame_jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)
+
+    @cached_property
+    def hd_frame_decoded(self) -> np.ndarray:
+        """The same scene at 1280x720, through JPEG as the service would see it."""
+        return cv2.imdecode(np.frombuffer(jpeg(webcam_frame(HD_WIDTH, HD_HEIGHT)), dtype=np.uint8), cv2.IMREAD_COLOR)
 
     @cached_property
     def speech(self) -> np.ndarray:

@@ -20,6 +20,7 @@ from fusion_service.features.faces.boxes import Box
 from fusion_service.features.faces.crop import FACE_SIZE
 from fusion_service.features.faces.names import DEFAULT_DETECTOR
 from fusion_service.features.faces.pipeline import FacePipeline, make_detector
+from fusion_service.features.faces.search import StreamFaceSearch
 from fusion_service.features.speech import SpeechDetector
 from fusion_service.fusion import check_weights
 from fusion_service.fusion_methods import DEFAULT_METHOD, EXPLICIT_WEIGHTS_METHOD, METHODS, method_name, method_value
@@ -174,18 +175,32 @@ class Analyzer:
             return Outcome(pb.MODEL_UNAVAILABLE, str(error))
         return Outcome(pb.USED, probabilities=pool_window_probabilities(prediction.probabilities), version=prediction.version)
 
-    async def video(
-        self, image: np.ndarray | None, enabled: bool = True, deadline: float | None = None, follow: Box | None = None
-    ) -> Outcome:
-        """`follow`: the main face of the stream's last frame; the answer stays with it while it is in view."""
-        return _counted("video", await self._video(image, enabled, deadline, follow))
+    def face_search(self) -> StreamFaceSearch:
+        """A stream's own face search: around its last faces first (see features/faces/search.py)."""
+        return StreamFaceSearch(self._faces)
 
-    async def _video(self, image: np.ndarray | None, enabled: bool, deadline: float | None, follow: Box | None) -> Outcome:
+    async def video(
+        self,
+        image: np.ndarray | None,
+        enabled: bool = True,
+        deadline: float | None = None,
+        follow: Box | None = None,
+        search: StreamFaceSearch | None = None,
+    ) -> Outcome:
+        """`follow`: the main face of the stream's last frame; the answer stays with it while it is in view.
+        `search`: the stream's face search; without it (Fuse) the whole image is searched."""
+        return _counted("video", await self._video(image, enabled, deadline, follow, search))
+
+    async def _video(
+        self, image: np.ndarray | None, enabled: bool, deadline: float | None, follow: Box | None,
+        search: StreamFaceSearch | None,
+    ) -> Outcome:
         if not enabled:
             return Outcome(pb.DISABLED, "left out by options.modalities")
         if image is None:
             return Outcome(pb.ABSENT, "the request carried no image")
-        boxes, crops = await self._in_pool(Stage.FACE, self._faces.faces, image)
+        find_faces = search.faces if search is not None else self._faces.faces
+        boxes, crops = await self._in_pool(Stage.FACE, find_faces, image)
         if not boxes:
             return Outcome(pb.NO_FACE, "no face found in the image")
         try:

@@ -78,6 +78,7 @@ class StreamSession:
         self._audio_outcome = Outcome(pb.ABSENT, "no audio received on this stream yet")
         self._video_outcome = Outcome(pb.ABSENT, "no frame received on this stream yet")
         self._followed_face: Box | None = None  # the main face of the last frame that had one
+        self._face_search = analyzer.face_search()
         self._smoother = Smoother(smoothing_time_constant_s)
         self._input_arrived = asyncio.Event()
 
@@ -183,7 +184,9 @@ class StreamSession:
                 self._last_sequence = frame.sequence
                 with timed(Stage.DECODE):
                     image = decode_image(frame.image, max_pixels=self._max_pixels, field="frame.image")
-                video_task = self._analyzer.video(image, self._options.use_video, self._deadline, self._followed_face)
+                video_task = self._analyzer.video(
+                    image, self._options.use_video, self._deadline, self._followed_face, self._face_search
+                )
             if self._new_audio:
                 self._new_audio = False
                 audio_task = self._analyzer.audio(

@@ -81,3 +81,27 @@ def no_face_photo() -> np.ndarray:
     from skimage import data
 
     return np.ascontiguousarray(data.rocket()[:, :, ::-1])
+
+
+# The astronaut's face in face_photo(): BlazeFace's box, and her head and shoulders around it.
+_FACE_BOX = (176, 75, 98, 98)  # x, y, width, height
+_HEAD = (slice(20, 250), slice(120, 330))  # rows, columns
+
+
+def small_face_frame(face_width: int, frame_size: tuple[int, int], face_at: tuple[int, int]) -> tuple[np.ndarray, tuple]:
+    """A BGR frame of frame_size (width, height) over the face-free rocket photograph, with the astronaut's head
+    scaled so that her face is face_width px wide and its box's top-left corner at face_at; and that box (x, y,
+    width, height). The head is cut at the frame's edges."""
+    width, height = frame_size
+    frame = cv2.resize(no_face_photo(), (width, height), interpolation=cv2.INTER_AREA)
+    scale = face_width / _FACE_BOX[2]
+    head = cv2.resize(face_photo()[_HEAD], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    # Where the head's top-left corner goes for the face box to land at face_at.
+    left = face_at[0] - round((_FACE_BOX[0] - _HEAD[1].start) * scale)
+    top = face_at[1] - round((_FACE_BOX[1] - _HEAD[0].start) * scale)
+    x0, y0 = max(0, left), max(0, top)
+    x1, y1 = min(width, left + head.shape[1]), min(height, top + head.shape[0])
+    if x1 > x0 and y1 > y0:
+        frame[y0:y1, x0:x1] = head[y0 - top : y1 - top, x0 - left : x1 - left]
+    side = round(_FACE_BOX[2] * scale)
+    return frame, (face_at[0], face_at[1], side, side)

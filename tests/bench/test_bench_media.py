@@ -15,7 +15,7 @@ def test_the_frame_is_640_by_480_and_the_detector_finds_one_face_in_its_jpeg():
     assert media.frame.shape == (480, 640, 3)
     decoded = cv2.imdecode(np.frombuffer(media.frame_jpeg, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     assert decoded.shape == (480, 640, 3)
-    boxes, crops = FacePipeline().faces(media.frame_gray)
+    boxes, crops = FacePipeline().faces(media.frame_decoded)
     assert len(boxes) == 1 and crops.shape == (1, 48, 48, 1)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import av
 import cv2
 import numpy as np
 
-from testkit.media import face_photo, pcm16
+from testkit.media import face_photo, no_face_photo, pcm16, small_face_frame
 
 FRAME_SIZE = (640, 480)
 FACE_SIDE = 400  # the face in it is about 120 px: the service looks for faces of at least a fifth of the frame
@@ -40,8 +41,26 @@ def moving_face_frame(t: float) -> np.ndarray:
     return frame
 
 
-def write_video(path: Path, seconds: float, fps: int = 15, audio: np.ndarray | None = None) -> Path:
-    """An H.264 MP4 of the moving face, with `audio` (float32, 16 kHz mono) as an AAC track if given."""
+def distant_face_frame(t: float) -> np.ndarray:
+    """640x480 over a face-free photograph: the astronaut sitting back, her face about 70 px wide, drifting
+    slowly; out of view for DISTANT_FACE_AWAY_S."""
+    if DISTANT_FACE_AWAY_S[0] <= t < DISTANT_FACE_AWAY_S[1]:
+        return cv2.resize(no_face_photo(), FRAME_SIZE, interpolation=cv2.INTER_AREA)
+    x = 150 + 300 * (0.5 + 0.5 * math.sin(2 * math.pi * t / 12))
+    y = 120 + 40 * math.sin(2 * math.pi * t / 5)
+    return small_face_frame(DISTANT_FACE_WIDTH, FRAME_SIZE, (round(x), round(y)))[0]
+
+
+DISTANT_FACE_WIDTH = 70
+DISTANT_FACE_AWAY_S = (6.0, 10.0)
+
+
+def write_video(
+    path: Path, seconds: float, fps: int = 15, audio: np.ndarray | None = None,
+    frame_at: Callable[[float], np.ndarray] = moving_face_frame,
+) -> Path:
+    """An H.264 MP4 of frame_at(t) (the moving face by default), with `audio` (float32, 16 kHz mono) as an AAC
+    track if given."""
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=fps, options={"preset": "ultrafast"})
         video.width, video.height = FRAME_SIZE
@@ -50,7 +69,7 @@ def write_video(path: Path, seconds: float, fps: int = 15, audio: np.ndarray | N
         if audio is not None:
             sound = container.add_stream("aac", rate=16000, layout="mono")
         for index in range(round(seconds * fps)):
-            frame = av.VideoFrame.from_ndarray(moving_face_frame(index / fps), format="bgr24")
+            frame = av.VideoFrame.from_ndarray(frame_at(index / fps), format="bgr24")
             frame.pts, frame.time_base = index, Fraction(1, fps)
             container.mux(video.encode(frame))
         container.mux(video.encode(None))

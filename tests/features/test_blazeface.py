@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fusion_service.features.faces import models
-from fusion_service.features.faces.blazeface import BlazeFaceDetector, anchor_centres, weighted_nms
+from fusion_service.features.faces.blazeface import FULL_RANGE, BlazeFaceDetector, anchor_centres, weighted_nms
 from fusion_service.features.faces.gray import to_gray
 from fusion_service.features.faces.haar import HaarFaceDetector
 from testkit.media import face_photo
@@ -18,13 +18,24 @@ def detector() -> BlazeFaceDetector:
     return BlazeFaceDetector()
 
 
-def test_anchors_are_the_896_centres_of_the_short_range_model():
-    anchors = anchor_centres()
+def test_anchors_are_the_896_centres_of_the_short_range_model_on_its_own_input():
+    anchors = anchor_centres(128, 128)
     assert anchors.shape == (896, 2)
-    np.testing.assert_allclose(anchors[0], [0.5 / 16, 0.5 / 16])  # stride 8: a 16x16 grid, two per cell
+    np.testing.assert_allclose(anchors[0], [4, 4])  # stride 8: a 16x16 grid, two per cell, in input pixels
     np.testing.assert_allclose(anchors[1], anchors[0])
-    np.testing.assert_allclose(anchors[512], [0.5 / 8, 0.5 / 8])  # stride 16: an 8x8 grid, six per cell
-    np.testing.assert_allclose(anchors[-1], [7.5 / 8, 7.5 / 8])
+    np.testing.assert_allclose(anchors[512], [8, 8])  # stride 16: an 8x8 grid, six per cell
+    np.testing.assert_allclose(anchors[-1], [120, 120])
+
+
+def test_anchors_cover_a_larger_input_in_the_networks_output_order():
+    anchors = anchor_centres(96, 160)
+    assert anchors.shape == (12 * 20 * 2 + 6 * 10 * 6, 2)
+    np.testing.assert_allclose(anchors[2], [12, 4])  # row-major: the second cell of the first row
+    np.testing.assert_allclose(anchors[-1], [152, 88])
+
+
+def test_the_full_range_model_has_one_anchor_per_cell_of_a_48x48_grid():
+    assert anchor_centres(192, 192, FULL_RANGE.anchor_layers).shape == (2304, 2)
 
 
 def test_finds_the_face_haar_finds(detector):
@@ -46,22 +57,36 @@ def test_boxes_come_back_in_the_pixels_of_a_letterboxed_image(detector, pad):
     assert moved.overlap(reference) > 0.7
 
 
-def test_faces_smaller_than_the_minimum_fraction_are_dropped():
+def test_faces_under_half_the_smallest_face_searched_for_are_dropped():
     gray = to_gray(face_photo())
     (found,) = BlazeFaceDetector().detect(gray)
-    fraction = min(found.width, found.height) / min(gray.shape)
-    assert BlazeFaceDetector(min_face_fraction=fraction * 1.2).detect(gray) == []
+    fraction = min(found.width, found.height) / gray.shape[1]
+    assert BlazeFaceDetector(smallest_face_fraction=2 * fraction * 1.1).detect(gray) == []
+
+
+def test_colour_and_gray_frames_give_the_same_face(detector):
+    photo = face_photo()
+    (in_colour,) = detector.detect(photo)
+    (in_gray,) = detector.detect(to_gray(photo))
+    assert in_colour.overlap(in_gray) > 0.8
+
+
+def test_the_full_range_model_finds_the_face_too():
+    (found,) = BlazeFaceDetector(model=FULL_RANGE).detect(face_photo())
+    (short,) = BlazeFaceDetector().detect(face_photo())
+    assert found.overlap(short) > 0.6
 
 
 def test_weighted_nms_merges_overlapping_boxes_by_score_and_keeps_separate_ones():
     corners = np.array([[0.0, 0.0, 1.0, 1.0], [0.1, 0.0, 1.1, 1.0], [5.0, 5.0, 6.0, 6.0]], np.float32)
     scores = np.array([0.9, 0.6, 0.7], np.float32)
 
-    merged = weighted_nms(corners, scores, iou_threshold=0.3)
+    merged, support = weighted_nms(corners, scores, iou_threshold=0.3)
 
     np.testing.assert_allclose(merged[0], [0.04, 0.0, 1.04, 1.0], atol=1e-6)  # (0.9 * 0 + 0.6 * 0.1) / 1.5
     np.testing.assert_allclose(merged[1], corners[2])
     assert len(merged) == 2
+    np.testing.assert_array_equal(support, [2, 1])  # how many boxes each kept box was merged from
 
 
 def test_without_its_network_file_the_error_says_how_to_reinstall_or_what_to_use_instead(monkeypatch, tmp_path):
@@ -71,7 +96,8 @@ def test_without_its_network_file_the_error_says_how_to_reinstall_or_what_to_use
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"min_score": 1.0}, "min_score"), ({"nms_iou": 0.0}, "nms_iou"), ({"min_face_fraction": 1.0}, "min_face_fraction"),
+    ({"min_score": 1.0}, "min_score"), ({"nms_iou": 0.0}, "nms_iou"), ({"smallest_face": 0}, "smallest_face"),
+    ({"smallest_face_fraction": 1.0}, "smallest_face_fraction"), ({"reliable_face": 200}, "reliable_face"),
 ])
 def test_bad_settings_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):

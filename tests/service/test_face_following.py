@@ -93,7 +93,10 @@ class FollowingAnalyzer:
         self.followed: list[Box | None] = []
         self.frames_without_face = frames_without_face
 
-    async def video(self, image, enabled=True, deadline=None, follow=None):
+    def face_search(self):
+        return None  # a stream's own face search: these fakes find faces without one
+
+    async def video(self, image, enabled=True, deadline=None, follow=None, search=None):
         self.followed.append(follow)
         if len(self.followed) in self.frames_without_face:
             return Outcome(pb.NO_FACE, "no face found in the image")

@@ -26,7 +26,10 @@ class FakeAnalyzer:
         self.audio_windows.append(samples)
         return Outcome(pb.USED, probabilities=np.full(7, 1 / 7, dtype=np.float32), version=1)
 
-    async def video(self, image, enabled=True, deadline=None, follow=None):
+    def face_search(self):
+        return None  # a stream's own face search: these fakes find faces without one
+
+    async def video(self, image, enabled=True, deadline=None, follow=None, search=None):
         self.images += 1
         await asyncio.sleep(self.delay_s)
         return Outcome(pb.USED, probabilities=np.eye(7, dtype=np.float32)[3], version=1)

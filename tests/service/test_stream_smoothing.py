@@ -33,7 +33,10 @@ class ScriptedAnalyzer:
     async def audio(self, samples, sample_rate, enabled=True, deadline=None):
         raise AssertionError("these streams carry no audio")
 
-    async def video(self, image, enabled=True, deadline=None, follow=None):
+    def face_search(self):
+        return None  # a stream's own face search: these fakes find faces without one
+
+    async def video(self, image, enabled=True, deadline=None, follow=None, search=None):
         probabilities, box = self.script.pop(0)
         return Outcome(pb.USED, probabilities=probabilities, version=1, primary_box=box)
 

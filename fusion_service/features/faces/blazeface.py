@@ -1,30 +1,44 @@
-"""MediaPipe's BlazeFace (short range), run by OpenCV's DNN module: a face detector for faces within about
-two metres of a camera, made for selfie and webcam framing. The default detector: it finds more held-out faces
-than Haar, including turned and tilted ones, in a fraction of its time (training/reports/video/face_detectors.md,
-docs/performance.md).
+"""MediaPipe's BlazeFace, run by OpenCV's DNN module: the short-range network (the default) searched over a scale
+pyramid so that it finds faces from 5% of the frame's width up to the whole frame, and the full-range network.
 
-The network file is MediaPipe's (Apache 2.0), shipped with this package (fusion_service/features/faces/models/).
+The network files are MediaPipe's (Apache 2.0), shipped with this package (fusion_service/features/faces/models/).
 
-Decoding follows MediaPipe's face_detection_short_range graph: 896 SSD anchors on a 128x128 input
-(strides 8, 16, 16, 16), boxes and six keypoints relative to the anchor centres, sigmoid scores, weighted
-non-maximum suppression.
+Why a pyramid of the short-range network: on its own 128x128 input it finds faces from about 20 px, so over a
+whole 640x480 frame only faces wider than about 100 px. Its layers are all convolutions, so OpenCV runs it on
+an input of any size (a multiple of 16): one more pass over the frame scaled so the smallest face wanted is
+20 px reaches the small faces, at a cost fixed by that scale and not by the frame's size. The full-range
+network (192x192, "up to 5 m") cannot be run at another size by OpenCV, needs faces of about 12% of its input
+and costs about five short-range passes (training/reports/video/face_detection.md).
+
+Decoding follows MediaPipe's graphs: SSD anchors at the centres of the output cells (short range: strides 8
+and 16 with 2 and 6 anchors per cell; full range: stride 4, one), boxes and six keypoints in input pixels
+relative to the anchor centres, sigmoid scores, weighted non-maximum suppression.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from fusion_service.features.faces.boxes import Box, Framing, intersection_over_union
-from fusion_service.features.faces.gray import require_gray
 from fusion_service.features.faces.models import network_file
+from fusion_service.features.faces.region import search_region
 
-INPUT_SIZE = 128
-_STRIDES_AND_ANCHORS = ((8, 2), (16, 6))  # anchors per cell: two layers at stride 8, four at stride 16, two each
-_MODEL_FILE = "face_detection_short_range.tflite"
+_INPUT_MULTIPLE = 16  # the coarsest stride: an input side must be a multiple of it
+
+# A face narrower than CHECK_BELOW px in the letterboxed pass is kept only if it is found again in the square
+# CHECK_REGION_SIDE face widths around it scaled so that it is CHECK_FACE_WIDTH px wide, scoring CHECK_SCORE.
+# On the benchmark's frames (training/face_detection_benchmark.py) the pyramid's small detections held about one
+# false face per frame; this check dropped 95% of those and kept 94-96% of the real faces (0.7: 98% and 88%).
+CHECK_BELOW = 32
+CHECK_REGION_SIDE = 3.0
+CHECK_FACE_WIDTH = 64
+CHECK_SCORE = 0.6
+CHECK_OVERLAP = 0.3
 
 # Measured by training/calibrate_face_margin.py --detector blazeface: its boxes are tighter than the training
 # faces and sit low on them; the margin lies between the two corpora's estimates, the shift is their mean.
@@ -32,84 +46,192 @@ _MODEL_FILE = "face_detection_short_range.tflite"
 BLAZEFACE_FRAMING = Framing(margin=0.09, shift=-0.11)
 
 
-def anchor_centres() -> np.ndarray:
-    """[896, 2] anchor centres (x, y) in [0, 1], in the network's output order."""
+@dataclass(frozen=True)
+class BlazeFaceModel:
+    """One BlazeFace network: its file in the package, its input side, its anchor layout, and whether OpenCV can
+    run it on inputs of other sizes."""
+
+    file: str
+    input_size: int
+    anchor_layers: tuple[tuple[int, int], ...]  # (stride, anchors per cell), in the network's output order
+    any_input_size: bool
+    min_support: int  # anchors a detection must be merged from: see BlazeFaceDetector
+
+
+SHORT_RANGE = BlazeFaceModel("face_detection_short_range.tflite", 128, ((8, 2), (16, 6)), True, min_support=3)
+FULL_RANGE = BlazeFaceModel("face_detection_full_range.tflite", 192, ((4, 1),), False, min_support=1)
+
+
+def anchor_centres(height: int, width: int, layers: tuple[tuple[int, int], ...] = SHORT_RANGE.anchor_layers) -> np.ndarray:
+    """[n, 2] anchor centres (x, y) in input pixels for an input of height x width, in the network's output order."""
     centres = []
-    for stride, per_cell in _STRIDES_AND_ANCHORS:
-        cells = INPUT_SIZE // stride
-        ys, xs = np.meshgrid(np.arange(cells), np.arange(cells), indexing="ij")
-        grid = (np.stack([xs, ys], axis=-1).reshape(-1, 2) + 0.5) / cells
+    for stride, per_cell in layers:
+        ys, xs = np.meshgrid(np.arange(height // stride), np.arange(width // stride), indexing="ij")
+        grid = (np.stack([xs, ys], axis=-1).reshape(-1, 2) + 0.5) * stride
         centres.append(np.repeat(grid, per_cell, axis=0))
     return np.concatenate(centres).astype(np.float32)
 
 
 class BlazeFaceDetector:
-    """FaceDetector (see fusion_service.features.faces.boxes) on MediaPipe's short-range BlazeFace.
+    """FaceDetector (see fusion_service.features.faces.boxes) on MediaPipe's BlazeFace.
 
-    min_score 0.5 and nms_iou 0.3 are MediaPipe's own settings for this model. min_face_fraction drops
-    faces whose box is smaller than that fraction of the image's shorter side, as the Haar detector does.
-    OpenCV's network object is not safe to share between threads: calls are serialised with a lock.
+    The whole frame is seen once letterboxed into the network's own input (large faces) and, where that does not
+    reach `smallest_face` (pixels, or `smallest_face_fraction` of the frame's width, whichever is larger), once
+    more scaled so that such a face is `reliable_face` input pixels wide (`multi_scale`; the short-range network
+    only). Boxes smaller than half the smallest face searched for are dropped, and so are those merged from fewer
+    anchors than the model's `min_support` (short range: false faces in the benchmark's and the tests' frames came
+    from one or two anchors scoring about 0.5, real faces of every size from four or more; the full-range model
+    has one anchor per cell and gives a face two or three). With `multi_scale`, a face small in the letterboxed
+    pass is kept only if a closer look finds it again (CHECK_*). min_score 0.5 and nms_iou 0.3 are MediaPipe's
+    own settings. OpenCV's network object is not safe to share between threads: calls are serialised with a lock.
     """
 
     def __init__(
         self,
         *,
+        model: BlazeFaceModel = SHORT_RANGE,
         min_score: float = 0.5,
         nms_iou: float = 0.3,
-        min_face_fraction: float = 0.1,
+        smallest_face: int = 32,
+        smallest_face_fraction: float = 0.05,
+        reliable_face: int = 20,
+        multi_scale: bool = True,
         model_path: str | Path | None = None,
     ) -> None:
         if not 0.0 < min_score < 1.0:
             raise ValueError(f"min_score must be between 0 and 1, got {min_score}")
         if not 0.0 < nms_iou <= 1.0:
             raise ValueError(f"nms_iou must be in (0, 1], got {nms_iou}")
-        if not 0.0 <= min_face_fraction < 1.0:
-            raise ValueError(f"min_face_fraction must be in [0, 1), got {min_face_fraction}")
-        path = Path(model_path) if model_path is not None else network_file(_MODEL_FILE)
+        if smallest_face < 1:
+            raise ValueError(f"smallest_face must be at least 1 px, got {smallest_face}")
+        if not 0.0 <= smallest_face_fraction < 1.0:
+            raise ValueError(f"smallest_face_fraction must be in [0, 1), got {smallest_face_fraction}")
+        if not 0 < reliable_face <= model.input_size:
+            raise ValueError(f"reliable_face must be between 1 and {model.input_size} px, got {reliable_face}")
+        path = Path(model_path) if model_path is not None else network_file(model.file)
         if not path.is_file():
             raise RuntimeError(f"BlazeFace network file not found: {path}: pass the path of an existing .tflite file")
-        self._net = cv2.dnn.readNetFromTFLite(str(path))
-        self._outputs = ["classificators", "regressors"]
-        self._anchors = anchor_centres()
+        # One network per pass: OpenCV re-plans a network for every change of input size, which costs more
+        # than running it, so the letterboxed pass and the scaled pass each keep their own.
+        self._nets = {pass_name: cv2.dnn.readNetFromTFLite(str(path)) for pass_name in ("letterboxed", "scaled")}
+        probe = self._nets["letterboxed"]
+        probe.setInput(np.zeros((1, 3, model.input_size, model.input_size), np.float32))
+        # Scores have one value per anchor, regressors 16 (box and six keypoints): tell them apart by that.
+        self._outputs = sorted(probe.getUnconnectedOutLayersNames(), key=lambda name: probe.forward(name).shape[-1])
+        self._anchors: dict[tuple[int, int], np.ndarray] = {}
         self._lock = threading.Lock()
+        self.model = model
         self.framing = BLAZEFACE_FRAMING
-        self._logit_threshold = float(np.log(min_score / (1.0 - min_score)))
-        self.min_score, self.nms_iou, self.min_face_fraction = min_score, nms_iou, min_face_fraction
+        self._logit_threshold = _logit(min_score)
+        self._check_logit_threshold = _logit(CHECK_SCORE)
+        self.min_score, self.nms_iou = min_score, nms_iou
+        self.smallest_face, self.smallest_face_fraction, self.reliable_face = smallest_face, smallest_face_fraction, reliable_face
+        self.multi_scale = multi_scale and model.any_input_size
 
-    def detect(self, gray: np.ndarray) -> list[Box]:
-        """Faces in a uint8 gray image, in its pixel coordinates, largest first."""
-        require_gray(gray)
-        height, width = gray.shape
-        scale = INPUT_SIZE / max(height, width)  # letterbox: keep the aspect ratio, pad the short side
-        small = cv2.resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))),
-                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        pad_y, pad_x = (INPUT_SIZE - small.shape[0]) // 2, (INPUT_SIZE - small.shape[1]) // 2
-        square = np.zeros((INPUT_SIZE, INPUT_SIZE), np.float32)
-        square[pad_y : pad_y + small.shape[0], pad_x : pad_x + small.shape[1]] = small * (2.0 / 255.0) - 1.0
-        blob = np.broadcast_to(square, (1, 3, INPUT_SIZE, INPUT_SIZE))  # gray as RGB, NCHW in [-1, 1]
-        with self._lock:
-            self._net.setInput(np.ascontiguousarray(blob))
-            scores, regressors = self._net.forward(self._outputs)
-        logits, raw = scores.reshape(-1), regressors.reshape(-1, 16)
-        keep = logits > self._logit_threshold
-        if not keep.any():
+    def smallest_searched(self, width: int) -> float:
+        """The narrowest face, in pixels, searched for in a frame of this width."""
+        return max(float(self.smallest_face), self.smallest_face_fraction * width)
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        """Faces in a uint8 gray or BGR image, in its pixel coordinates, largest first."""
+        rgb = _as_rgb(image)
+        boxes = self._find(rgb, self.multi_scale, self._logit_threshold)
+        if not self.multi_scale:
+            return boxes
+        letterbox_scale = self.model.input_size / max(rgb.shape[:2])
+        return [box for box in boxes if box.width * letterbox_scale >= CHECK_BELOW or self._confirmed(rgb, box)]
+
+    def _find(self, rgb: np.ndarray, multi_scale: bool, logit_threshold: float) -> list[Box]:
+        height, width = rgb.shape[:2]
+        size = self.model.input_size
+        rows = [self._letterboxed(rgb, size / max(height, width), logit_threshold)]
+        smallest = self.smallest_searched(width)
+        fine_scale = self.reliable_face / smallest
+        if multi_scale and fine_scale * max(height, width) > size:
+            rows.append(self._scaled(rgb, min(fine_scale, 1.0), logit_threshold))
+        found = np.concatenate(rows)
+        if not len(found):
             return []
-        anchors = self._anchors[keep]
-        centres = anchors + raw[keep, :2] / INPUT_SIZE
-        sizes = raw[keep, 2:4] / INPUT_SIZE
-        eyes = np.concatenate([anchors, anchors], axis=1) + raw[keep, 4:8] / INPUT_SIZE  # both eyes' x, y
-        corners = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1)  # x0, y0, x1, y1 in [0, 1]
-        merged = weighted_nms(np.concatenate([corners, eyes], axis=1), 1.0 / (1.0 + np.exp(-logits[keep])),
-                              self.nms_iou)
-        # Back from the letterboxed square to the image's pixels.
-        pixels = (merged * INPUT_SIZE - np.tile([pad_x, pad_y], 4)) / scale
-        min_side = self.min_face_fraction * min(height, width)
-        found = []
-        for x0, y0, x1, y1, *eye_points in pixels:
+        merged, support = weighted_nms(found[:, :-1], found[:, -1], self.nms_iou)
+        boxes = []
+        for x0, y0, x1, y1, *eye_points in merged[support >= self.model.min_support]:
             x0, y0, x1, y1 = max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1)
-            if min(x1 - x0, y1 - y0) >= max(1.0, min_side):
-                found.append(Box(round(x0), round(y0), round(x1 - x0), round(y1 - y0), roll=eye_line_roll(eye_points)))
-        return sorted(found, key=lambda box: box.area, reverse=True)
+            if min(x1 - x0, y1 - y0) >= smallest / 2:
+                boxes.append(Box(round(x0), round(y0), round(x1 - x0), round(y1 - y0), roll=eye_line_roll(eye_points)))
+        return sorted(boxes, key=lambda box: box.area, reverse=True)
+
+    def _confirmed(self, rgb: np.ndarray, box: Box) -> bool:
+        """Whether a face that was small in the letterboxed pass is found again, looked at closely."""
+        again = search_region(lambda region: self._find(region, False, self._check_logit_threshold), rgb, box,
+                              side=CHECK_REGION_SIDE, face_width=CHECK_FACE_WIDTH)
+        return any(found.overlap(box) >= CHECK_OVERLAP for found in again)
+
+    def _letterboxed(self, rgb: np.ndarray, scale: float, logit_threshold: float) -> np.ndarray:
+        """The network's own square input: the frame scaled to fit, centred, padded."""
+        size = self.model.input_size
+        small = _resized(rgb, scale)
+        pad_y, pad_x = (size - small.shape[0]) // 2, (size - small.shape[1]) // 2
+        return self._run("letterboxed", small, (size, size), (pad_x, pad_y), scale, logit_threshold)
+
+    def _scaled(self, rgb: np.ndarray, scale: float, logit_threshold: float) -> np.ndarray:
+        """The frame scaled by `scale`, padded on the right and bottom to a size the network takes."""
+        small = _resized(rgb, scale)
+        padded = tuple(-(-side // _INPUT_MULTIPLE) * _INPUT_MULTIPLE for side in small.shape[:2])
+        return self._run("scaled", small, padded, (0, 0), scale, logit_threshold)
+
+    def _run(
+        self, pass_name: str, small: np.ndarray, input_shape: tuple[int, int], offset: tuple[int, int], scale: float,
+        logit_threshold: float,
+    ) -> np.ndarray:
+        """Decoded detections [n, 9] (x0, y0, x1, y1, both eyes' x and y, score) in the frame's pixels."""
+        height, width = input_shape
+        pad_x, pad_y = offset
+        canvas = np.zeros((height, width, 3), np.float32)  # 0: mid-gray once scaled to [-1, 1]
+        canvas[pad_y : pad_y + small.shape[0], pad_x : pad_x + small.shape[1]] = small * (2.0 / 255.0) - 1.0
+        blob = canvas.transpose(2, 0, 1)[np.newaxis]  # NCHW, RGB in [-1, 1]
+        with self._lock:
+            net = self._nets[pass_name]
+            net.setInput(np.ascontiguousarray(blob))
+            scores, regressors = net.forward(self._outputs)
+        logits, raw = scores.reshape(-1), regressors.reshape(-1, 16)
+        keep = logits > logit_threshold
+        if not keep.any():
+            return np.zeros((0, 9), np.float32)
+        anchors = self._anchor_grid(height, width)[keep]
+        centres, sizes = anchors + raw[keep, :2], raw[keep, 2:4]
+        eyes = np.concatenate([anchors, anchors], axis=1) + raw[keep, 4:8]
+        corners = np.concatenate([centres - sizes / 2, centres + sizes / 2, eyes], axis=1)
+        pixels = (corners - np.tile([pad_x, pad_y], 4)) / scale  # back to the frame's pixels
+        return np.concatenate([pixels, 1.0 / (1.0 + np.exp(-logits[keep, np.newaxis]))], axis=1)
+
+    def _anchor_grid(self, height: int, width: int) -> np.ndarray:
+        key = (height, width)
+        if key not in self._anchors:
+            self._anchors[key] = anchor_centres(height, width, self.model.anchor_layers)
+        return self._anchors[key]
+
+
+def _logit(probability: float) -> float:
+    return float(np.log(probability / (1.0 - probability)))
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    """RGB uint8 from gray or BGR uint8: colour helps the network (faces of 20 px in its input are found in colour,
+    24 px in gray)."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.size == 0 or image.ndim not in (2, 3):
+        described = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"expected a non-empty uint8 gray [H, W] or BGR [H, W, 3] image, got {described}")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] != 3:
+        raise ValueError(f"expected a gray or BGR image (convert BGRA with cv2.cvtColor), got shape {image.shape}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _resized(image: np.ndarray, scale: float) -> np.ndarray:
+    height, width = image.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
 
 
 def eye_line_roll(eye_points: list[float]) -> float:
@@ -120,18 +242,19 @@ def eye_line_roll(eye_points: list[float]) -> float:
     return round(float(np.degrees(np.arctan2(by - ay, bx - ax))), 1)
 
 
-def weighted_nms(corners: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+def weighted_nms(corners: np.ndarray, scores: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """MediaPipe's weighted non-maximum suppression: each kept box is the score-weighted mean of the boxes
     that overlap the best remaining one by more than iou_threshold. Rows are x0, y0, x1, y1 and then any
-    values averaged with them (keypoints)."""
+    values averaged with them (keypoints). Returns the kept rows and how many boxes each was merged from."""
     order = np.argsort(-scores)
     corners, scores = corners[order], scores[order]
-    merged = []
+    merged, support = [], []
     remaining = np.arange(len(scores))
     while remaining.size:
         iou = intersection_over_union(corners[remaining[0], :4], corners[remaining, :4])
         overlapping = remaining[iou > iou_threshold]
         weights = scores[overlapping]
         merged.append((corners[overlapping] * weights[:, None]).sum(axis=0) / weights.sum())
+        support.append(len(overlapping))
         remaining = remaining[iou <= iou_threshold]
-    return np.asarray(merged, dtype=np.float32).reshape(-1, corners.shape[1])
+    return np.asarray(merged, dtype=np.float32).reshape(-1, corners.shape[1]), np.asarray(support, dtype=np.int64)

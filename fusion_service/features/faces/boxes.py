@@ -66,9 +66,9 @@ class Framing:
 
 
 class FaceDetector(Protocol):
-    """Anything that finds faces: returns boxes in the image's pixel coordinates, largest first, and says how
-    its boxes are framed."""
+    """Anything that finds faces in a uint8 gray or BGR image: returns boxes in the image's pixel coordinates,
+    largest first, and says how its boxes are framed. Colour is passed on because it helps some detectors."""
 
     framing: Framing
 
-    def detect(self, gray: np.ndarray) -> list[Box]: ...
+    def detect(self, image: np.ndarray) -> list[Box]: ...

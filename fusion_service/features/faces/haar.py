@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from fusion_service.features.faces.boxes import Box, Framing
-from fusion_service.features.faces.gray import require_gray
+from fusion_service.features.faces.gray import to_gray
 
 # Measured by training/calibrate_face_margin.py --detector haar: its boxes already frame the training faces
 # (margin within 0.02 of 0, centres within 1.3% of the image's), and re-cropping them is closest to the
@@ -76,9 +76,9 @@ class HaarFaceDetector:
         self.min_face_fraction = min_face_fraction
         self.max_side = max_side
 
-    def detect(self, gray: np.ndarray) -> list[Box]:
-        """Faces in a uint8 gray image, in its full-resolution coordinates, largest first."""
-        require_gray(gray)
+    def detect(self, image: np.ndarray) -> list[Box]:
+        """Faces in a uint8 gray or BGR image, in its full-resolution coordinates, largest first."""
+        gray = to_gray(image)
         height, width = gray.shape
         scale = self.max_side / max(height, width)
         small = gray

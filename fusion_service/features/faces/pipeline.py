@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import cv2
 import numpy as np
 
 from fusion_service.features.faces.blazeface import BlazeFaceDetector
@@ -25,6 +26,15 @@ def make_detector(name: str = DEFAULT_DETECTOR) -> FaceDetector:
     return DETECTORS[name]()
 
 
+def detector_input(image: np.ndarray, gray: np.ndarray) -> np.ndarray:
+    """What a detector is given: the frame in BGR when it has colour (colour helps BlazeFace), else its gray."""
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return gray
+
+
 class FacePipeline:
     """Image in, normalised face crops out: the one path from pixels to the video model's input."""
 
@@ -32,9 +42,13 @@ class FacePipeline:
         self.detector = detector if detector is not None else make_detector()
 
     def faces(self, image: np.ndarray) -> tuple[list[Box], np.ndarray]:
-        """Boxes (largest first) and their crops float32 [N, 48, 48, 1] for a full frame; N may be 0."""
+        """Boxes (largest first) and their crops float32 [N, 48, 48, 1] for a full frame (gray, BGR or BGRA);
+        N may be 0. The detector gets the colour, the crops are gray."""
         gray = to_gray(image)
-        boxes = self.detector.detect(gray)
+        return self.crops(gray, self.detector.detect(detector_input(image, gray)))
+
+    def crops(self, gray: np.ndarray, boxes: list[Box]) -> tuple[list[Box], np.ndarray]:
+        """The boxes and their crops [N, 48, 48, 1] from the frame's gray image, framed as the detector's boxes need."""
         if not boxes:
             return [], np.zeros((0, FACE_SIZE, FACE_SIZE, 1), dtype=np.float32)
         framing = self.detector.framing

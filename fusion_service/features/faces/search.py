@@ -1,0 +1,66 @@
+"""Where a live stream looks for faces: around the faces of its last frame first, and over the whole frame at
+intervals or when a face is lost.
+
+Searching a whole frame for faces down to 5% of its width costs the detector's finest pass over all of it; a face
+in a stream moves little from one result to the next. So each frame is searched in a square around each face
+of the last one, scaled so that the face is REGION_FACE_WIDTH px wide: one small pass whatever the frame's size,
+and a small face in a large frame is seen larger than by the whole-frame search. The whole frame is searched
+every `full_search_every` frames (to find people who come into view) and at once when a face followed is not
+found in its region (it moved too far, or left). A single image (Fuse) is always searched whole.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fusion_service.features.faces.boxes import Box
+from fusion_service.features.faces.gray import to_gray
+from fusion_service.features.faces.pipeline import FacePipeline, detector_input
+from fusion_service.features.faces.region import search_region
+
+REGION_SIDE = 3.0  # the square searched around a face, in face widths: room for a move of a face width
+REGION_FACE_WIDTH = 40  # px: the face's width in the region given to the detector, well above its smallest
+FULL_SEARCH_EVERY = 5  # frames: about once a second at the default 5 results a second
+MAX_FOLLOWED = 4  # faces followed region by region; more people than this get a whole-frame search every frame
+SAME_FACE_IOU = 0.5  # two regions' boxes overlapping this much are one face
+
+
+class StreamFaceSearch:
+    """FacePipeline.faces for the frames of one stream, in order (not safe to share between streams)."""
+
+    def __init__(self, pipeline: FacePipeline, full_search_every: int = FULL_SEARCH_EVERY) -> None:
+        if full_search_every < 1:
+            raise ValueError(f"full_search_every must be at least 1 frame, got {full_search_every}")
+        self._pipeline = pipeline
+        self.full_search_every = full_search_every
+        self._followed: list[Box] = []
+        self._since_full_search = 0
+        self.full_searches = 0  # frames searched whole, for tests and metrics
+
+    def faces(self, image: np.ndarray) -> tuple[list[Box], np.ndarray]:
+        """Boxes (largest first) and crops [N, 48, 48, 1] of the faces in this frame of the stream."""
+        gray = to_gray(image)
+        colour = detector_input(image, gray)
+        boxes = None
+        due = self._since_full_search + 1 >= self.full_search_every
+        if self._followed and len(self._followed) <= MAX_FOLLOWED and not due:
+            boxes = self._around_followed(colour)
+            if len(boxes) < len(self._followed):
+                boxes = None  # a face was lost: look everywhere
+        if boxes is None:
+            boxes = self._pipeline.detector.detect(colour)
+            self._since_full_search = 0
+            self.full_searches += 1
+        else:
+            self._since_full_search += 1
+        self._followed = boxes
+        return self._pipeline.crops(gray, boxes)
+
+    def _around_followed(self, image: np.ndarray) -> list[Box]:
+        found: list[Box] = []
+        for face in self._followed:
+            for box in search_region(self._pipeline.detector.detect, image, face, side=REGION_SIDE,
+                                     face_width=REGION_FACE_WIDTH):
+                if all(box.overlap(other) < SAME_FACE_IOU for other in found):
+                    found.append(box)
+        return sorted(found, key=lambda box: box.area, reverse=True)

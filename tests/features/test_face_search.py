@@ -1,0 +1,136 @@
+"""Small and distant faces: found anywhere in frames of every size, followed on a stream region by region, and
+cropped by the same function as the training faces."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from fusion_service.features.faces.boxes import Box
+from fusion_service.features.faces.crop import face_crop
+from fusion_service.features.faces.gray import to_gray
+from fusion_service.features.faces.pipeline import FacePipeline, make_detector
+from fusion_service.features.faces.search import REGION_FACE_WIDTH, REGION_SIDE, StreamFaceSearch
+from testkit.media import no_face_photo, small_face_frame
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> FacePipeline:
+    return FacePipeline(make_detector())
+
+
+def found(boxes: list[Box], truth: tuple) -> bool:
+    return any(box.overlap(Box(*truth)) >= 0.4 for box in boxes)
+
+
+class RecordingDetector:
+    """The default detector, recording the size of every image it is given."""
+
+    def __init__(self) -> None:
+        self.detector = make_detector()
+        self.framing = self.detector.framing
+        self.sizes: list[tuple[int, int]] = []
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        self.sizes.append(image.shape[:2])
+        return self.detector.detect(image)
+
+
+@pytest.mark.parametrize(("frame_size", "face_width"), [
+    ((320, 240), 32), ((640, 480), 40), ((640, 480), 70), ((1280, 720), 70), ((1920, 1080), 100),
+])
+@pytest.mark.parametrize("where", ["top left", "centre", "bottom right"])
+def test_a_small_face_is_found_anywhere_in_the_frame(pipeline, frame_size, face_width, where):
+    """Down to 32 px or 5% of the frame's width, whichever is larger (a 70 px face in 640x480: the issue's)."""
+    width, height = frame_size
+    x, y = {"top left": (10, 10), "centre": ((width - face_width) // 2, (height - face_width) // 2),
+            "bottom right": (width - face_width - 10, height - face_width - 10)}[where]
+    frame, truth = small_face_frame(face_width, frame_size, (x, y))
+    boxes, crops = pipeline.faces(frame)
+    assert found(boxes, truth), f"no box on the {face_width} px face at {truth}: {boxes}"
+    assert crops.shape[1:] == (48, 48, 1)
+
+
+@pytest.mark.parametrize("frame_size", [(640, 480), (1280, 720), (1920, 1080)])
+def test_a_face_free_frame_has_no_face_at_any_frame_size(pipeline, frame_size):
+    boxes, crops = pipeline.faces(cv2.resize(no_face_photo(), frame_size, interpolation=cv2.INTER_AREA))
+    assert boxes == [] and crops.shape == (0, 48, 48, 1)
+
+
+@pytest.mark.parametrize("photo", ["hubble_deep_field", "coins", "stereo_motorcycle"])
+def test_small_face_like_patterns_are_dropped_by_the_closer_look(pipeline, photo):
+    """Galaxies, coins and a motorcycle's parts look like small faces to the fine pass; looked at closely, they do not."""
+    image = getattr(data, photo)()
+    image = image[0] if photo == "stereo_motorcycle" else image
+    bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_RGB2BGR)
+    assert pipeline.faces(cv2.resize(bgr, (640, 480), interpolation=cv2.INTER_AREA))[0] == []
+
+
+def test_faces_of_several_sizes_in_one_frame_are_all_found_largest_first(pipeline):
+    frame, big = small_face_frame(150, (1280, 720), (900, 300))
+    widths_and_places = [(70, (100, 500)), (100, (450, 100))]
+    truths = [big]
+    for face_width, place in widths_and_places:
+        head, truth = small_face_frame(face_width, (1280, 720), place)
+        x, y, side, _ = truth
+        pad = side // 2  # the head and some of its shoulders
+        frame[y - pad : y + 2 * side, x - pad : x + side + pad] = head[y - pad : y + 2 * side, x - pad : x + side + pad]
+        truths.append(truth)
+    boxes, crops = pipeline.faces(frame)
+    assert len(boxes) == 3 and len(crops) == 3
+    assert all(found(boxes, truth) for truth in truths)
+    assert [box.area for box in boxes] == sorted((box.area for box in boxes), reverse=True)
+
+
+def test_a_stream_keeps_a_small_moving_face_searching_only_around_it_between_whole_frame_searches():
+    detector = RecordingDetector()
+    search = StreamFaceSearch(FacePipeline(detector), full_search_every=5)
+    misses = []
+    for frame_index in range(20):
+        frame, truth = small_face_frame(70, (1280, 720), (200 + 12 * frame_index, 300 + 3 * frame_index))
+        boxes, _ = search.faces(frame)
+        if not found(boxes, truth):
+            misses.append(frame_index)
+    assert misses == []
+    assert search.full_searches == 4  # frames 0, 5, 10, 15: the rest searched around the face only
+    regions = [size for size in detector.sizes if size != (720, 1280)]
+    assert len(regions) == 16
+    # A region's cost does not grow with the frame: the face is scaled to REGION_FACE_WIDTH px in it.
+    assert max(max(size) for size in regions) <= REGION_SIDE * REGION_FACE_WIDTH + 2
+
+
+def test_a_face_lost_from_its_region_is_searched_for_in_the_whole_frame_at_once():
+    search = StreamFaceSearch(FacePipeline(make_detector()), full_search_every=100)
+    search.faces(small_face_frame(80, (1280, 720), (100, 100))[0])
+    frame, truth = small_face_frame(80, (1280, 720), (1000, 500))  # jumped across the frame
+    boxes, _ = search.faces(frame)
+    assert found(boxes, truth) and search.full_searches == 2
+
+
+def test_a_frame_without_the_face_gives_no_face_and_the_face_is_found_when_it_is_back():
+    search = StreamFaceSearch(FacePipeline(make_detector()), full_search_every=100)
+    frame, truth = small_face_frame(70, (640, 480), (300, 200))
+    assert found(search.faces(frame)[0], truth)
+    assert search.faces(no_face_photo())[0] == []
+    assert found(search.faces(frame)[0], truth)
+
+
+def test_the_crop_of_a_small_face_on_a_stream_is_made_by_the_training_crop_function():
+    """Training crops every face through FacePipeline -> face_crop with the detector's framing; so does a stream."""
+    pipeline = FacePipeline(make_detector())
+    search = StreamFaceSearch(pipeline, full_search_every=5)
+    for frame_index in range(3):  # the first frame is searched whole, the next ones region by region
+        frame, _ = small_face_frame(40, (640, 480), (300 + 5 * frame_index, 200))
+        boxes, crops = search.faces(frame)
+        (box,) = boxes
+        framing = pipeline.detector.framing
+        expected = face_crop(to_gray(frame), box, margin=framing.margin, shift=framing.shift, roll=framing.roll_for(box))
+        np.testing.assert_array_equal(crops[0], expected)
+        np.testing.assert_array_equal(crops, pipeline.crops(to_gray(frame), boxes)[1])
+
+
+def test_full_search_every_must_be_a_positive_number_of_frames():
+    with pytest.raises(ValueError, match="full_search_every"):
+        StreamFaceSearch(FacePipeline(make_detector()), full_search_every=0)
