@@ -105,14 +105,20 @@ def audio_sets(data: Path) -> list[CalibrationSet]:
     speech_dir = data / "speech" if (data / "speech").is_dir() else data
     records, parts = audio_validation(speech_dir)
     extractor, detector = AudioFeatureExtractor(), SpeechDetector()
-    inputs, kept = [], []
-    for index, record in enumerate(records):
-        features = prepare_audio(read_audio(record.path), SAMPLE_RATE, extractor=extractor, detector=detector).features
-        if len(features):
-            inputs.append(features)
-            kept.append(index)
-    labels = np.array([LABELS.index(records[i].label) for i in kept])
-    return [CalibrationSet("ravdess", inputs, labels, parts[kept])]
+    sets = []
+    for corpus in dict.fromkeys(record.corpus for record in records):
+        inputs, labels, kept_parts = [], [], []
+        for record, part in zip(records, parts):
+            if record.corpus != corpus:
+                continue
+            clip = read_audio(record.path)
+            features = prepare_audio(clip, SAMPLE_RATE, extractor=extractor, detector=detector).features
+            if len(features):
+                inputs.append(features)
+                labels.append(LABELS.index(record.label))
+                kept_parts.append(part)
+        sets.append(CalibrationSet(corpus, inputs, np.array(labels), np.array(kept_parts)))
+    return sets
 
 
 def video_sets(data: Path) -> list[CalibrationSet]:
@@ -129,28 +135,30 @@ LOADERS: dict[str, Callable[[Path], list[CalibrationSet]]] = {"audio": audio_set
 
 
 def select(windows: list[list[np.ndarray]], sets: list[CalibrationSet], parts: Sequence[int]
-           ) -> tuple[list[np.ndarray], np.ndarray]:
-    """Samples (all corpora together) whose part is in `parts`."""
-    chosen, labels = [], []
+           ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Samples (all corpora together) whose part is in `parts`, and weights that give each corpus the same total."""
+    chosen, labels, weights = [], [], []
     for corpus_windows, s in zip(windows, sets):
-        for w, label, part in zip(corpus_windows, s.labels, s.parts):
-            if part in parts:
-                chosen.append(w)
-                labels.append(label)
-    return chosen, np.array(labels)
+        picked = [(w, label) for w, label, part in zip(corpus_windows, s.labels, s.parts) if part in parts]
+        chosen += [w for w, _ in picked]
+        labels += [label for _, label in picked]
+        weights += [1.0 / max(len(picked), 1)] * len(picked)
+    return chosen, np.array(labels), np.array(weights)
 
 
 def choose_method(windows: list[list[np.ndarray]], sets: list[CalibrationSet]) -> dict[str, float]:
-    """Two-fold cross-validated NLL of each method on the fitting half (fit on one fold, score on the other)."""
+    """Two-fold cross-validated NLL of each method on the fitting half (fit on one fold, score on the other),
+    each corpus counting the same."""
     scores = {}
     for method in cal.METHODS:
         total, count = 0.0, 0
         for fit_fold in FIT_FOLDS:
             score_fold = [f for f in FIT_FOLDS if f != fit_fold]
             fitted = cal.fit(method, *select(windows, sets, [fit_fold]))
-            samples, labels = select(windows, sets, score_fold)
-            total += cal.negative_log_likelihood(cal.pooled(fitted, samples), labels) * len(labels)
-            count += len(labels)
+            samples, labels, weights = select(windows, sets, score_fold)
+            true = cal.pooled(fitted, samples)[np.arange(len(labels)), labels]
+            total -= float(np.sum(weights * np.log(np.maximum(true, 1e-12))))
+            count += float(weights.sum())
         scores[method] = total / count
     return scores
 
@@ -178,7 +186,7 @@ def calibrate(modality: str, data: Path, repository: Path, model_dir: Path | Non
     per_corpus = {}
     identity = cal.Calibration.identity(len(LABELS))
     for corpus_windows, s in zip(windows, sets):
-        samples, labels = select([corpus_windows], [s], [REPORT_PART])
+        samples, labels, _ = select([corpus_windows], [s], [REPORT_PART])
         before, after = cal.pooled(identity, samples), cal.pooled(calibration, samples)
         per_corpus[s.corpus] = {"before": cal.calibration_metrics(before, labels),
                                 "after": cal.calibration_metrics(after, labels),

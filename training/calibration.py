@@ -53,11 +53,13 @@ def pooled(calibration: Calibration, samples: Sequence[np.ndarray]) -> np.ndarra
     return np.stack([calibration.apply(windows).mean(axis=0) for windows in samples])
 
 
-def fit(method: str, samples: Sequence[np.ndarray], labels: np.ndarray) -> Calibration:
-    """The calibrator of `method` minimising the negative log-likelihood of the pooled answers."""
+def fit(method: str, samples: Sequence[np.ndarray], labels: np.ndarray, weights: np.ndarray | None = None
+        ) -> Calibration:
+    """The calibrator of `method` minimising the (weighted) negative log-likelihood of the pooled answers."""
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}")
     labels = np.asarray(labels)
+    weights = np.ones(len(labels)) if weights is None else np.asarray(weights, dtype=np.float64)
     n_classes = samples[0].shape[-1]
     logits = np.log(np.maximum(np.concatenate(samples).astype(np.float64), LOG_FLOOR))
     owner = np.repeat(np.arange(len(samples)), [len(s) for s in samples])
@@ -74,7 +76,7 @@ def fit(method: str, samples: Sequence[np.ndarray], labels: np.ndarray) -> Calib
         true = window_probabilities[np.arange(len(owner)), labels[owner]]
         answer = np.bincount(owner, weights=true, minlength=len(samples)) / counts
         penalty = 0.0 if method == "temperature" else VECTOR_L2 * float(np.sum(params**2))
-        return float(-np.mean(np.log(np.maximum(answer, 1e-12)))) + penalty
+        return float(-np.average(np.log(np.maximum(answer, 1e-12)), weights=weights)) + penalty
 
     start = np.zeros(1 if method == "temperature" else 2 * n_classes)
     result = minimize(loss, start, method="L-BFGS-B")

@@ -5,14 +5,16 @@ the reporting half, so no figure is measured on the data that fitted it. The fit
 two folds, on which a choice between methods (e.g. temperature or vector scaling) is cross-validated.
 
 Part numbers: 0 and 1 are the folds of the fitting half, 2 the reporting half.
-Audio: RAVDESS actors 17-20 (training.train_audio's validation speakers): fold 0 actor 17, fold 1 actor 18,
-reporting 19 and 20 (a man and a woman each side). Video: training.train_video's FER2013 stratified hold-out
-(cut in stratified, seeded halves: FER2013 has no subject ids) and CK+48 held-out subjects (cut by subject).
+Audio: training.train_audio's validation speakers of every corpus, in the order listed there: the first half
+fits (folds alternating), the second half reports; RAVDESS: fold 0 actor 17, fold 1 actor 18, reporting 19 and
+20 (a man and a woman each side). A corpus with one validation speaker only reports. Video:
+training.train_video's FER2013 stratified hold-out (cut in stratified, seeded halves: FER2013 has no subject ids)
+and CK+48 held-out subjects (cut by subject).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +27,6 @@ from training.speech_corpora import SpeechRecord, find_records
 
 FIT_FOLDS = (0, 1)
 REPORT_PART = 2
-AUDIO_PARTS = {"ravdess:17": 0, "ravdess:18": 1, "ravdess:19": REPORT_PART, "ravdess:20": REPORT_PART}
 SPLIT_SEED = 15
 
 
@@ -36,13 +37,26 @@ class FaceValidation:
     parts: np.ndarray  # per item: 0, 1 (fitting folds) or 2 (reporting)
 
 
+def audio_parts(validation_speakers: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    """Part of each validation speaker: per corpus, the first half in alternating folds, the rest reporting."""
+    parts = {}
+    for speakers in validation_speakers.values():
+        fitting = len(speakers) // 2
+        for index, speaker in enumerate(speakers):
+            parts[speaker] = index % 2 if index < fitting else REPORT_PART
+    return parts
+
+
 def audio_validation(speech_dir: Path) -> tuple[list[SpeechRecord], np.ndarray]:
     """The validation speakers' labelled clips and the part of each."""
-    records = [r for r in find_records(Path(speech_dir)) if r.speaker in AUDIO_PARTS and r.label is not None]
-    missing = set(AUDIO_PARTS) - {r.speaker for r in records}
+    from training.train_audio import VALIDATION_SPEAKERS
+
+    parts = audio_parts(VALIDATION_SPEAKERS)
+    records = [r for r in find_records(Path(speech_dir)) if r.speaker in parts and r.label is not None]
+    missing = set(parts) - {r.speaker for r in records}
     if missing:
         raise SystemExit(f"validation speakers {sorted(missing)} not found under {speech_dir}; is the path right?")
-    return records, np.array([AUDIO_PARTS[r.speaker] for r in records])
+    return records, np.array([parts[r.speaker] for r in records])
 
 
 def face_validation(faces_dir: Path) -> list[FaceValidation]:
