@@ -72,7 +72,8 @@ async def hangs_by_backoff(server: FlakyServer, backoffs_s: list[float], calls: 
             "maxAttempts": 3, "initialBackoff": f"{backoff:.9f}s", "maxBackoff": "1s", "backoffMultiplier": 2,
             "retryableStatusCodes": ["UNAVAILABLE"],
         }
-        config = json.dumps({"methodConfig": [{"name": [{"service": SERVICE, "method": METHOD}], "retryPolicy": retry_policy}]})
+        method_config = {"name": [{"service": SERVICE, "method": METHOD}], "retryPolicy": retry_policy}
+        config = json.dumps({"methodConfig": [method_config]})
         async with grpc.aio.insecure_channel(
             f"127.0.0.1:{server.port}", options=[("grpc.enable_retries", 1), ("grpc.service_config", config)]
         ) as ch:
@@ -82,7 +83,8 @@ async def hangs_by_backoff(server: FlakyServer, backoffs_s: list[float], calls: 
                 code, ms = await timed_call(ch, timeout_s)
                 hung += code == "DEADLINE_EXCEEDED"
                 worst = max(worst, ms)
-        print(f"  initial back-off {backoff * 1000:6.1f} ms: {hung:3d}/{calls} hung until the deadline, slowest {worst:7.1f} ms")
+        print(f"  initial back-off {backoff * 1000:6.1f} ms: {hung:3d}/{calls} hung until the deadline, "
+              f"slowest {worst:7.1f} ms")
 
 
 async def backoff_past_deadline(server: FlakyServer) -> None:

@@ -159,7 +159,9 @@ def validate(settings: Settings) -> list[str]:
         if not getattr(settings, name) > 0:
             problems.append(f"--{name.replace('_', '-')} must be > 0")
     if not 0 <= settings.model_retries <= MAX_RETRIES:
-        problems.append(f"--model-retries must be between 0 and {MAX_RETRIES} (gRPC makes at most {MAX_RETRIES + 1} attempts)")
+        problems.append(
+            f"--model-retries must be between 0 and {MAX_RETRIES} (gRPC makes at most {MAX_RETRIES + 1} attempts)"
+        )
     if settings.model_retry_backoff_s < MIN_BACKOFF_S:
         problems.append(f"--model-retry-backoff-s must be at least {MIN_BACKOFF_S} (shorter ones stall gRPC's retries)")
     for name in ("max_streams_per_client", "shutdown_grace_s"):

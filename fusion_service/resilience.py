@@ -35,7 +35,9 @@ class RetryPolicy:
 
     def __post_init__(self):
         if not 0 <= self.retries <= MAX_RETRIES:
-            raise ValueError(f"retries must be between 0 and {MAX_RETRIES} (gRPC makes at most {MAX_RETRIES + 1} attempts)")
+            raise ValueError(
+                f"retries must be between 0 and {MAX_RETRIES} (gRPC makes at most {MAX_RETRIES + 1} attempts)"
+            )
         if self.initial_backoff_s < MIN_BACKOFF_S or self.multiplier < 1:
             raise ValueError(f"back-off must start at {MIN_BACKOFF_S} s or more and not shrink")
 

@@ -54,7 +54,8 @@ class CallStatusInterceptor(grpc.aio.ServerInterceptor):
             (handler.stream_stream, grpc.stream_stream_rpc_method_handler),
         )
         behaviour, make_handler = next((b, make) for b, make in kinds if b is not None)
-        wrapped = _counting_generator(behaviour, record) if inspect.isasyncgenfunction(behaviour) else _counting_coroutine(behaviour, record)
+        counting = _counting_generator if inspect.isasyncgenfunction(behaviour) else _counting_coroutine
+        wrapped = counting(behaviour, record)
         return make_handler(
             wrapped, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
         )
