@@ -1,5 +1,6 @@
 """The training script's split, weights, model layers and leave-one-corpus-out run."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +156,30 @@ def test_leave_one_corpus_out_never_trains_on_the_corpus_and_measures_all_of_its
     with pytest.raises(SystemExit, match="no such corpus"):
         leave_one_corpus_out("crema-d", SMALL, train_records, validation_records, windows_for(train_records),
                              windows_for(validation_records), epochs=1)
+
+
+def test_training_checkpoints_every_epoch_and_resumes_where_it_stopped(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_audio, "CHECKPOINT_DIR", tmp_path / "checkpoints")
+    rng = np.random.default_rng(5)
+    train_records = [record("nemo:WR0", label) for label in ("angry", "sad", "happy", "fear")]
+    validation_records = [record("nemo:EB0", "angry"), record("nemo:EB0", "sad")]
+
+    def windows_for(records):
+        features = rng.normal(0, 1, (len(records), 126, 98)).astype(np.float32)
+        features[:, :, 33] = np.abs(features[:, :, 33]) + 0.01
+        return windows_of([LABELS.index(r.label) for r in records], [r.speaker for r in records], features)
+
+    train_windows, validation_windows = windows_for(train_records), windows_for(validation_records)
+    train_audio.train(SMALL, train_windows, validation_windows, validation_records, 1, None, checkpoint=True)
+    saved = json.loads((tmp_path / "checkpoints" / "state.json").read_text())
+    assert saved["epoch"] == 1 and saved["config"] == SMALL
+    assert {"last.keras", "best.keras"} <= {p.name for p in (tmp_path / "checkpoints").iterdir()}
+
+    with pytest.raises(SystemExit, match="another configuration"):
+        train_audio.train({**SMALL, "hidden": 16}, train_windows, validation_windows, validation_records, 2, None,
+                          checkpoint=True, resume=True)
+    model, resumed = train_audio.train(SMALL, train_windows, validation_windows, validation_records, 2, None,
+                                       checkpoint=True, resume=True)
+    assert [entry["epoch"] for entry in resumed.state["history"]] == [1, 2]
+    assert json.loads((tmp_path / "checkpoints" / "state.json").read_text())["epoch"] == 2
+    assert model(train_windows.features[:1]).shape == (1, len(LABELS))
