@@ -10,7 +10,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from fusion_service.analysis import Options, resolve_options
 from fusion_service.decoding import InvalidInput
-from fusion_service.fusion import late_fusion
+from fusion_service.fusion import product_of_experts
 from fusion_service.fusion_methods import METHODS
 from fusion_service.server import SERVING
 from protos.emotion.v1 import emotion_pb2 as pb
@@ -60,29 +60,31 @@ def test_the_old_schema_really_lacks_the_new_fields():
     assert "top_emotion" in old["FuseResponse"].DESCRIPTOR.fields_by_name
 
 
-def test_without_method_or_weights_a_request_gets_the_service_default(monkeypatch):
-    monkeypatch.setitem(METHODS, "product_of_experts", late_fusion)
+def test_every_method_of_the_api_is_offered_under_its_name():
+    named = {pb.FusionMethod.Name(v).lower() for v in pb.FusionMethod.values()} - {"fusion_method_unspecified"}
+    assert set(METHODS) == named
+
+
+def test_without_method_or_weights_a_request_gets_the_service_default():
     defaults = Options(audio_weight=0.3, video_weight=0.7, method="product_of_experts")
     assert resolve_options(pb.FusionOptions(), defaults).method == "product_of_experts"
 
 
-def test_weights_alone_are_an_explicit_override_with_the_fixed_weighted_sum(monkeypatch):
-    monkeypatch.setitem(METHODS, "product_of_experts", late_fusion)
-    defaults = Options(audio_weight=0.3, video_weight=0.7, method="product_of_experts")
+def test_weights_alone_are_an_explicit_override_with_the_fixed_weighted_sum():
+    defaults = Options(audio_weight=0.3, video_weight=0.7, method="learned_logistic")
     options = resolve_options(pb.FusionOptions(audio_weight=0.5), defaults)
     assert (options.method, options.audio_weight, options.video_weight) == ("weighted_sum", 0.5, 0.7)
 
 
-def test_a_named_method_is_used_with_the_weights_given(monkeypatch):
-    monkeypatch.setitem(METHODS, "product_of_experts", late_fusion)
+def test_a_named_method_is_used_with_the_weights_given():
     options = resolve_options(pb.FusionOptions(method=pb.PRODUCT_OF_EXPERTS, video_weight=0.9), DEFAULTS)
     assert (options.method, options.video_weight) == ("product_of_experts", pytest.approx(0.9))
 
 
-@pytest.mark.parametrize("method", [pb.LEARNED_LOGISTIC, 99])
-def test_a_method_the_service_does_not_offer_is_refused_naming_those_it_does(method):
-    with pytest.raises(InvalidInput, match=r"options.method: fusion method \w+ is not offered by this service; it offers WEIGHTED_SUM"):
-        resolve_options(pb.FusionOptions(method=method), DEFAULTS)
+def test_a_method_the_service_does_not_know_is_refused_naming_those_it_offers():
+    with pytest.raises(InvalidInput, match=r"options.method: fusion method 99 is not offered by this service; it offers "
+                                           r"WEIGHTED_SUM, PRODUCT_OF_EXPERTS, CONFIDENCE_WEIGHTED, LEARNED_LOGISTIC"):
+        resolve_options(pb.FusionOptions(method=99), DEFAULTS)
 
 
 def fuse(request: pb.FuseRequest, voice: np.ndarray | None = None, **settings) -> pb.FuseResponse:
@@ -107,6 +109,15 @@ def test_the_response_says_how_it_fused_how_sure_each_modality_is_and_that_confi
     assert reply.uncertain and reply.uncertainty_reason == pb.MODALITIES_DISAGREE
     assert reply.top_emotion == "happy" and reply.top_probability == pytest.approx(0.7), "kept for older clients"
     assert reply.uncertain_below == pytest.approx(0.4)
+
+
+def test_a_request_naming_a_method_is_fused_by_it_and_told_so():
+    request = good_request()
+    request.options.method = pb.PRODUCT_OF_EXPERTS
+    reply = fuse(request, voice=np.full(7, 1 / 7))
+    expected = product_of_experts({"audio": np.full(7, 1 / 7), "video": np.eye(7)[3]}, {"audio": 0.3, "video": 0.7})
+    assert reply.fusion_method == pb.PRODUCT_OF_EXPERTS
+    np.testing.assert_allclose([s.probability for s in reply.fused], expected.probabilities, atol=1e-6)
 
 
 def test_one_sure_modality_alone_is_certain():
