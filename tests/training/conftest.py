@@ -11,6 +11,7 @@ if importlib.util.find_spec("tensorflow") is None:
         "test_audio_eval.py",
         "test_audio_training.py",
         "test_export.py",
+        "test_face_alignment.py",
         "test_face_dataset.py",
         "test_video_training.py",
         "test_validation_halves.py",
