@@ -15,4 +15,5 @@ if importlib.util.find_spec("tensorflow") is None:
         "test_face_dataset.py",
         "test_video_training.py",
         "test_validation_halves.py",
+        "test_calibrate.py",
     ]
