@@ -32,7 +32,6 @@ import numpy as np
 from fusion_service.features.faces.blazeface import FULL_RANGE, BlazeFaceDetector
 from fusion_service.features.faces.boxes import Box, FaceDetector, Framing
 from fusion_service.features.faces.gray import to_gray
-from fusion_service.features.faces.haar import HaarFaceDetector
 from fusion_service.features.faces.pipeline import FacePipeline, make_detector
 from protos.emotion.v1.constants import LABELS
 from training.face_corpora import load_taiwanese, read_image
@@ -323,12 +322,12 @@ class GrayInput:
 
 def detectors() -> dict[str, Callable[[], FaceDetector]]:
     return {
-        "blazeface (short range, two scales, colour)": lambda: make_detector("blazeface"),
-        "short range, one pass, gray (before)": lambda: GrayInput(BlazeFaceDetector(multi_scale=False)),
-        "short range, one pass, colour": lambda: BlazeFaceDetector(multi_scale=False),
-        "full range, one pass, colour": lambda: BlazeFaceDetector(model=FULL_RANGE),
-        "haar (defaults)": lambda: make_detector("haar"),
-        "haar, small faces (min 5% of side, full resolution)": lambda: HaarFaceDetector(min_face_fraction=0.05, max_side=1280),
+        "blazeface (short range, two scales, colour, confirmed by FaceMesh)": lambda: make_detector("blazeface"),
+        "short range, two scales, colour, not confirmed": lambda: BlazeFaceDetector(confirm=False),
+        "short range, one pass, gray (before)": lambda: GrayInput(BlazeFaceDetector(multi_scale=False, confirm=False)),
+        "short range, one pass, colour": lambda: BlazeFaceDetector(multi_scale=False, confirm=False),
+        "full range, one pass, colour": lambda: BlazeFaceDetector(model=FULL_RANGE, confirm=False),
+        "haar": lambda: make_detector("haar"),
     }
 
 
@@ -393,8 +392,8 @@ def main() -> None:
     parser.add_argument("--faces", type=Path, default=Path("../shared/datasets/faces"), help="datasets' faces/ folder")
     parser.add_argument("--model", type=Path, default=None, help="exported face model (default: the newest version "
                         "in model_repository/video/, the one the model server serves)")
-    parser.add_argument("--per-corpus", type=int, default=150, help="validation faces per corpus")
-    parser.add_argument("--frames", type=int, default=700, help="one-face frames per frame size")
+    parser.add_argument("--per-corpus", type=int, default=100, help="validation faces per corpus")
+    parser.add_argument("--frames", type=int, default=420, help="one-face frames per frame size")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a small run to try the command out (not for the report)")
     args = parser.parse_args()

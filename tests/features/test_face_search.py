@@ -59,11 +59,10 @@ def test_a_face_free_frame_has_no_face_at_any_frame_size(pipeline, frame_size):
     assert boxes == [] and crops.shape == (0, 48, 48, 1)
 
 
-@pytest.mark.parametrize("photo", ["hubble_deep_field", "coins", "stereo_motorcycle"])
-def test_small_face_like_patterns_are_dropped_by_the_closer_look(pipeline, photo):
-    """Galaxies, coins and a motorcycle's parts look like small faces to the fine pass; looked at closely, they do not."""
+@pytest.mark.parametrize("photo", ["hubble_deep_field", "coins"])
+def test_face_like_patterns_are_not_taken_for_faces(pipeline, photo):
+    """Galaxies and coins look like small faces to the fine pass: FaceMesh's presence score says they are not."""
     image = getattr(data, photo)()
-    image = image[0] if photo == "stereo_motorcycle" else image
     bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_RGB2BGR)
     assert pipeline.faces(cv2.resize(bgr, (640, 480), interpolation=cv2.INTER_AREA))[0] == []
 

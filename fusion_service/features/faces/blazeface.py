@@ -26,19 +26,10 @@ import numpy as np
 
 from fusion_service.features.faces.boxes import Box, Framing, intersection_over_union
 from fusion_service.features.faces.models import network_file
-from fusion_service.features.faces.region import search_region
+from fusion_service.features.faces.presence import FacePresence
 
 _INPUT_MULTIPLE = 16  # the coarsest stride: an input side must be a multiple of it
 
-# A face narrower than CHECK_BELOW px in the letterboxed pass is kept only if it is found again in the square
-# CHECK_REGION_SIDE face widths around it scaled so that it is CHECK_FACE_WIDTH px wide, scoring CHECK_SCORE.
-# On the benchmark's frames (training/face_detection_benchmark.py) the pyramid's small detections held about one
-# false face per frame; this check dropped 95% of those and kept 94-96% of the real faces (0.7: 98% and 88%).
-CHECK_BELOW = 32
-CHECK_REGION_SIDE = 3.0
-CHECK_FACE_WIDTH = 64
-CHECK_SCORE = 0.6
-CHECK_OVERLAP = 0.3
 
 # Measured by training/calibrate_face_margin.py --detector blazeface (two-scale search): its boxes are tighter than
 # the training faces and sit low on them; the margin lies between the two corpora's estimates, the shift is their
@@ -81,8 +72,8 @@ class BlazeFaceDetector:
     only). Boxes smaller than half the smallest face searched for are dropped, and so are those merged from fewer
     anchors than the model's `min_support` (short range: false faces in the benchmark's and the tests' frames came
     from one or two anchors scoring about 0.5, real faces of every size from four or more; the full-range model
-    has one anchor per cell and gives a face two or three). With `multi_scale`, a face small in the letterboxed
-    pass is kept only if a closer look finds it again (CHECK_*). min_score 0.5 and nms_iou 0.3 are MediaPipe's
+    has one anchor per cell and gives a face two or three). With `confirm`, a detection is kept only if
+    MediaPipe's face-landmark network says it shows a face (presence.py). min_score 0.5 and nms_iou 0.3 are MediaPipe's
     own settings. OpenCV's network object is not safe to share between threads: calls are serialised with a lock.
     """
 
@@ -96,6 +87,7 @@ class BlazeFaceDetector:
         smallest_face_fraction: float = 0.05,
         reliable_face: int = 20,
         multi_scale: bool = True,
+        confirm: bool = True,
         model_path: str | Path | None = None,
     ) -> None:
         if not 0.0 < min_score < 1.0:
@@ -122,11 +114,11 @@ class BlazeFaceDetector:
         self._lock = threading.Lock()
         self.model = model
         self.framing = BLAZEFACE_FRAMING
-        self._logit_threshold = _logit(min_score)
-        self._check_logit_threshold = _logit(CHECK_SCORE)
+        self._logit_threshold = float(np.log(min_score / (1.0 - min_score)))
         self.min_score, self.nms_iou = min_score, nms_iou
         self.smallest_face, self.smallest_face_fraction, self.reliable_face = smallest_face, smallest_face_fraction, reliable_face
         self.multi_scale = multi_scale and model.any_input_size
+        self._presence = FacePresence() if confirm else None
 
     def smallest_searched(self, width: int) -> float:
         """The narrowest face, in pixels, searched for in a frame of this width."""
@@ -135,20 +127,19 @@ class BlazeFaceDetector:
     def detect(self, image: np.ndarray) -> list[Box]:
         """Faces in a uint8 gray or BGR image, in its pixel coordinates, largest first."""
         rgb = _as_rgb(image)
-        boxes = self._find(rgb, self.multi_scale, self._logit_threshold)
-        if not self.multi_scale:
+        boxes = self._find(rgb)
+        if self._presence is None:
             return boxes
-        letterbox_scale = self.model.input_size / max(rgb.shape[:2])
-        return [box for box in boxes if box.width * letterbox_scale >= CHECK_BELOW or self._confirmed(rgb, box)]
+        return [box for box in boxes if self._presence.is_face(rgb, box)]
 
-    def _find(self, rgb: np.ndarray, multi_scale: bool, logit_threshold: float) -> list[Box]:
+    def _find(self, rgb: np.ndarray) -> list[Box]:
         height, width = rgb.shape[:2]
         size = self.model.input_size
-        rows = [self._letterboxed(rgb, size / max(height, width), logit_threshold)]
+        rows = [self._letterboxed(rgb, size / max(height, width))]
         smallest = self.smallest_searched(width)
         fine_scale = self.reliable_face / smallest
-        if multi_scale and fine_scale * max(height, width) > size:
-            rows.append(self._scaled(rgb, min(fine_scale, 1.0), logit_threshold))
+        if self.multi_scale and fine_scale * max(height, width) > size:
+            rows.append(self._scaled(rgb, min(fine_scale, 1.0)))
         found = np.concatenate(rows)
         if not len(found):
             return []
@@ -160,28 +151,21 @@ class BlazeFaceDetector:
                 boxes.append(Box(round(x0), round(y0), round(x1 - x0), round(y1 - y0), roll=eye_line_roll(eye_points)))
         return sorted(boxes, key=lambda box: box.area, reverse=True)
 
-    def _confirmed(self, rgb: np.ndarray, box: Box) -> bool:
-        """Whether a face that was small in the letterboxed pass is found again, looked at closely."""
-        again = search_region(lambda region: self._find(region, False, self._check_logit_threshold), rgb, box,
-                              side=CHECK_REGION_SIDE, face_width=CHECK_FACE_WIDTH)
-        return any(found.overlap(box) >= CHECK_OVERLAP for found in again)
-
-    def _letterboxed(self, rgb: np.ndarray, scale: float, logit_threshold: float) -> np.ndarray:
+    def _letterboxed(self, rgb: np.ndarray, scale: float) -> np.ndarray:
         """The network's own square input: the frame scaled to fit, centred, padded."""
         size = self.model.input_size
         small = _resized(rgb, scale)
         pad_y, pad_x = (size - small.shape[0]) // 2, (size - small.shape[1]) // 2
-        return self._run("letterboxed", small, (size, size), (pad_x, pad_y), scale, logit_threshold)
+        return self._run("letterboxed", small, (size, size), (pad_x, pad_y), scale)
 
-    def _scaled(self, rgb: np.ndarray, scale: float, logit_threshold: float) -> np.ndarray:
+    def _scaled(self, rgb: np.ndarray, scale: float) -> np.ndarray:
         """The frame scaled by `scale`, padded on the right and bottom to a size the network takes."""
         small = _resized(rgb, scale)
         padded = tuple(-(-side // _INPUT_MULTIPLE) * _INPUT_MULTIPLE for side in small.shape[:2])
-        return self._run("scaled", small, padded, (0, 0), scale, logit_threshold)
+        return self._run("scaled", small, padded, (0, 0), scale)
 
     def _run(
-        self, pass_name: str, small: np.ndarray, input_shape: tuple[int, int], offset: tuple[int, int], scale: float,
-        logit_threshold: float,
+        self, pass_name: str, small: np.ndarray, input_shape: tuple[int, int], offset: tuple[int, int], scale: float
     ) -> np.ndarray:
         """Decoded detections [n, 9] (x0, y0, x1, y1, both eyes' x and y, score) in the frame's pixels."""
         height, width = input_shape
@@ -194,7 +178,7 @@ class BlazeFaceDetector:
             net.setInput(np.ascontiguousarray(blob))
             scores, regressors = net.forward(self._outputs)
         logits, raw = scores.reshape(-1), regressors.reshape(-1, 16)
-        keep = logits > logit_threshold
+        keep = logits > self._logit_threshold
         if not keep.any():
             return np.zeros((0, 9), np.float32)
         anchors = self._anchor_grid(height, width)[keep]
@@ -209,10 +193,6 @@ class BlazeFaceDetector:
         if key not in self._anchors:
             self._anchors[key] = anchor_centres(height, width, self.model.anchor_layers)
         return self._anchors[key]
-
-
-def _logit(probability: float) -> float:
-    return float(np.log(probability / (1.0 - probability)))
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """A close look around a face: the square a few face widths wide around it, scaled so that the face has a chosen
-width, searched by a detector, with the boxes brought back to the frame. A stream looks for its faces this way
-(search.py), and BlazeFace checks its small faces this way (blazeface.py)."""
+width, searched by a detector, with the boxes brought back to the frame: how a stream looks for its faces
+(search.py)."""
 
 from __future__ import annotations
 
