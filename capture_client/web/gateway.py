@@ -21,6 +21,7 @@ from capture_client.web.bridge import StreamBridge
 from capture_client.web.protocol import (
     CLOSE_POLICY,
     CLOSE_UNSUPPORTED,
+    MAX_AUDIO_CHUNK_S,
     MAX_FRAME_BYTES,
     ProtocolError,
     RateLimit,
@@ -29,7 +30,7 @@ from capture_client.web.protocol import (
     status_message,
 )
 from protos.emotion.v1 import emotion_pb2_grpc
-from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ
+from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ, LABELS
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class Gateway:
         app.router.add_get("/", self._page)
         app.router.add_get("/ws", self._websocket)
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/api/constants", self._constants)
         app.router.add_static("/static/", STATIC_DIR, show_index=False)
         app.on_startup.append(self._open_channel)
         app.on_shutdown.append(self._close_streams)
@@ -98,6 +100,14 @@ class Gateway:
 
     async def _page(self, _: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def _constants(self, _: web.Request) -> web.Response:
+        """The API's fixed values the page needs, so that it repeats none of them."""
+        return web.json_response({
+            "labels": list(LABELS),
+            "audio_sample_rate_hz": AUDIO_SAMPLE_RATE_HZ,
+            "max_audio_chunk_s": MAX_AUDIO_CHUNK_S,
+        })
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "streams": len(self._streams)})

@@ -15,6 +15,7 @@ from capture_client.outbox import jpeg
 from capture_client.web.gateway import Limits
 from capture_client.web.protocol import AUDIO, FRAME, MAX_FRAME_BYTES, RateLimit, parse_config
 from protos.emotion.v1 import emotion_pb2 as pb
+from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ, LABELS
 from tests.client.web_stand_in import EchoFusion, Harness
 
 FRAME_JPEG = jpeg(np.full((48, 64, 3), 128, np.uint8))
@@ -184,3 +185,17 @@ def test_rate_limit_allows_bursts_then_the_average_rate():
     assert all(limit.allow(now=0.0) for _ in range(5))
     assert not limit.allow(now=0.0)
     assert limit.allow(now=0.1) and not limit.allow(now=0.1)
+
+
+def test_the_page_takes_the_apis_labels_and_audio_rate_from_the_gateway():
+    async def scenario():
+        async with Harness(EchoFusion()) as harness:
+            async with harness.session.get(harness.http.make_url("/api/constants")) as reply:
+                constants = await reply.json()
+            assert constants["labels"] == list(LABELS)
+            assert constants["audio_sample_rate_hz"] == AUDIO_SAMPLE_RATE_HZ
+            async with harness.session.get(harness.http.make_url("/static/app.js")) as reply:
+                script = await reply.text()
+            assert "/api/constants" in script and '"angry"' not in script  # nothing of the API repeated
+
+    run(scenario())

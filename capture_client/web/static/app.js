@@ -1,7 +1,8 @@
 // The live page: captures camera and microphone, streams them to the gateway, draws what comes back.
 "use strict";
 
-const LABELS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"];
+let LABELS = [];                 // the API's labels, in order: from the gateway (/api/constants)
+let AUDIO_RATE_HZ = 0;           // the rate the service expects PCM at: from the gateway too
 const EMOJI = { angry: "😠", disgust: "🤢", fear: "😨", happy: "😄", neutral: "😐", sad: "😢", surprise: "😲" };
 const FRAME_FPS = 10;            // frames sent per second: enough for a 5 Hz answer, light on a phone's uplink
 const FRAME_MAX_WIDTH = 640;     // frames are scaled down to this width before JPEG encoding
@@ -118,7 +119,8 @@ async function startAudio() {
   state.audioContext = new AudioContext();
   await state.audioContext.audioWorklet.addModule("/static/audio-worklet.js");
   const source = state.audioContext.createMediaStreamSource(state.media);
-  const resampler = new AudioWorkletNode(state.audioContext, "pcm16-resampler");
+  const resampler = new AudioWorkletNode(state.audioContext, "pcm16-resampler",
+                                         { processorOptions: { targetRate: AUDIO_RATE_HZ } });
   resampler.port.onmessage = (event) => send(AUDIO, new Uint8Array(event.data));
   source.connect(resampler);  // not connected to the speakers: nothing is played back
 }
@@ -270,5 +272,17 @@ setInterval(() => {
     `skipped by the service ${state.serviceDropped || 0}`;
 }, 500);
 
-buildBars();
-$("start").addEventListener("click", () => (state.running ? stop() : start()));
+async function init() {
+  try {
+    const constants = await (await fetch("/api/constants")).json();
+    LABELS = constants.labels;
+    AUDIO_RATE_HZ = constants.audio_sample_rate_hz;
+  } catch (error) {
+    showError(`The gateway did not answer (${error.message}); reload the page.`);
+    return;
+  }
+  buildBars();
+  $("start").addEventListener("click", () => (state.running ? stop() : start()));
+}
+
+init();

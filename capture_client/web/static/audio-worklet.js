@@ -1,14 +1,16 @@
-// Turns the microphone's samples (at the AudioContext's rate) into 16 kHz mono PCM16 chunks of 100 ms.
-const TARGET_RATE = 16000;
-const CHUNK_SAMPLES = 1600;
+// Turns the microphone's samples (at the AudioContext's rate) into mono PCM16 chunks of 100 ms at the rate
+// the service expects (processorOptions.targetRate, from the gateway).
+const CHUNK_SECONDS = 0.1;
 
 class Pcm16Resampler extends AudioWorkletProcessor {
-  constructor() {
+  constructor(options) {
     super();
-    this.step = sampleRate / TARGET_RATE;  // input samples per output sample
+    const targetRate = options.processorOptions.targetRate;
+    this.step = sampleRate / targetRate;   // input samples per output sample
+    this.chunkSamples = Math.round(targetRate * CHUNK_SECONDS);
     this.position = 0;                     // where the next output sample lies in `this.pending`
     this.pending = new Float32Array(0);
-    this.chunk = new Int16Array(CHUNK_SAMPLES);
+    this.chunk = new Int16Array(this.chunkSamples);
     this.filled = 0;
   }
 
@@ -26,9 +28,9 @@ class Pcm16Resampler extends AudioWorkletProcessor {
       for (let i = start; i < end; i++) sum += samples[i];
       const value = Math.max(-1, Math.min(1, sum / (end - start)));
       this.chunk[this.filled++] = value < 0 ? value * 0x8000 : value * 0x7fff;
-      if (this.filled === CHUNK_SAMPLES) {
+      if (this.filled === this.chunkSamples) {
         this.port.postMessage(this.chunk.buffer, [this.chunk.buffer]);
-        this.chunk = new Int16Array(CHUNK_SAMPLES);
+        this.chunk = new Int16Array(this.chunkSamples);
         this.filled = 0;
       }
       this.position += this.step;
