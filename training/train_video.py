@@ -299,9 +299,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
                                       "seconds": round(seconds)})
         self.state["epoch"] = epoch + 1
         self.state["training_seconds"] = self.state.get("training_seconds", 0) + round(seconds)
-        print(f"epoch {epoch + 1}: FER hold-out acc {scores['fer_accuracy']:.4f} UAR {scores['fer_uar']:.4f} | "
-              f"CK+ held-out acc {scores['ck_accuracy']:.4f} UAR {scores['ck_uar']:.4f} | {seconds:.0f} s",
-              flush=True)
+        figures = " | ".join(f"{v.title} acc {scores[f'{v.key}_accuracy']:.4f} UAR {scores[f'{v.key}_uar']:.4f}"
+                             for v in self.splits.validation)
+        print(f"epoch {epoch + 1}: {figures} | score {scores['score']:.4f} | {seconds:.0f} s", flush=True)
         if scores["score"] > self.state["best_score"]:
             self.state["best_score"], self.state["best_epoch"] = scores["score"], epoch + 1
             exported = export_savedmodel(
@@ -365,6 +365,20 @@ def write_summary(state: dict, splits: Splits) -> None:
     (REPORT_DIR / "README.md").write_text("\n".join(lines))
 
 
+def measure_export(version_dir: Path, splits: Splits) -> dict:
+    """An exported model's answers (its serving signature, calibration included) on every validation set."""
+    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    figures = {}
+    for validation in splits.validation:
+        probabilities = np.concatenate([serve(image=tf.constant(validation.x[start:start + 256]))["probabilities"].numpy()
+                                        for start in range(0, len(validation.x), 256)])
+        report = evaluate_predictions([LABELS[i] for i in validation.y], list(probabilities))
+        figures[validation.title] = {"n": report["n"], "accuracy": report["accuracy"], "uar": report["uar"],
+                                     "accuracy_4": report["seed4"]["accuracy"], "uar_4": report["seed4"]["uar"],
+                                     "per_class_recall": report["per_class_recall"]}
+    return {"model": str(version_dir), "validation": figures}
+
+
 def cycle_lengths(text: str | tuple) -> tuple[int, ...]:
     """'14,30' -> (14, 30)."""
     lengths = tuple(int(part) for part in text.split(",")) if isinstance(text, str) else tuple(text)
@@ -393,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycles", type=cycle_lengths, default=CYCLES,
                         help="epochs per cosine cycle, comma-separated, e.g. 14,30; with --resume, cycles may be added")
     parser.add_argument("--threads", type=int, default=THREADS, help="TensorFlow intra-op threads")
+    parser.add_argument("--measure", type=Path, metavar="VERSION_DIR",
+                        help="train nothing: print an exported model's figures on the validation sets as JSON")
     args = parser.parse_args(argv)
     use_threads(args.threads)
     if not (args.data / "faces").is_dir():
@@ -400,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
 
     keras.utils.set_random_seed(SEED)
     splits = load_splits(args.data)
+    if args.measure:
+        print(json.dumps(measure_export(args.measure, splits)), flush=True)
+        return 0
     if args.resume:
         state = json.loads((CHECKPOINT_DIR / "state.json").read_text())
         done = state.get("cycles", [state["epochs"]])

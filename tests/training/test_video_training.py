@@ -28,7 +28,8 @@ def write_image(path, image) -> None:
 
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory):
-    """faces/fer2013/train/<class>/Training_<id>.png and faces/ck48/<class>/S<subject>_<seq>_<frame>.png."""
+    """faces/fer2013/train/<class>/Training_<id>.png, faces/ck48/<class>/S<subject>_<seq>_<frame>.png and
+    faces/taiwanese/PPTVEnn.jpg (full images: a portrait whose face the detector finds)."""
     root = tmp_path_factory.mktemp("datasets")
     rng = np.random.default_rng(0)
     for index, label in enumerate(LABELS):
@@ -41,6 +42,11 @@ def datasets(tmp_path_factory):
                 name = f"S{subject:03d}_{index:03d}_{subject:08d}.png"
                 write_image(root / "faces" / "ck48" / CK_NAMES.get(label, label) / name, image)
     write_image(root / "faces" / "ck48" / "contempt" / "S001_009_00000001.png", np.zeros((48, 48), np.uint8))
+    portrait = cv2.resize(face_photo(), (256, 256), interpolation=cv2.INTER_AREA)
+    held_out = train_video.TAIWANESE_VALIDATION_PERFORMERS[0]
+    for performer in ("01", held_out):
+        for serial, letter in enumerate("bcd"):  # happy, sad, angry
+            write_image(root / "faces" / "taiwanese" / f"{performer}11{letter}{serial:02d}.jpg", portrait)
     return root
 
 
@@ -82,7 +88,7 @@ def test_training_searches_exports_reports_and_resumes_after_an_interruption(tra
     search = json.loads((work / "reports" / "search.json").read_text())
     assert len(search["trials"]) == 2 and search["best"] in [t["config"] for t in search["trials"]]
     assert state["config"] == search["best"]
-    for view in ("fer2013_holdout", "ck48_heldout_subjects"):
+    for view in ("fer2013_holdout", "ck48_heldout_subjects", "taiwanese_validation_performers"):
         report = json.loads((work / "reports" / view / "report.json").read_text())
         assert report["labels"] == list(LABELS) and "seed4" in report
         assert (work / "reports" / view / "confusion_7.png").is_file()
@@ -91,6 +97,10 @@ def test_training_searches_exports_reports_and_resumes_after_an_interruption(tra
     assert f"Exported epoch {state['best_epoch']} of 2 trained" in summary and "CK+48 held-out subjects" in summary
     ck_report = json.loads((work / "reports" / "ck48_heldout_subjects" / "report.json").read_text())
     assert len(ck_report["extra"]["held_out_subjects"]) == 1 and ck_report["n"] == 6
+    taiwanese = json.loads((work / "reports" / "taiwanese_validation_performers" / "report.json").read_text())
+    assert taiwanese["extra"]["held_out_performers"] == [train_video.TAIWANESE_VALIDATION_PERFORMERS[0]]
+    assert taiwanese["n"] == 3
+    assert state["score_sets"] == ["fer", "ck", "tw"] and "tw_accuracy" in state["history"][0]
 
     version_dir = work / "repository" / "video" / "1"
     assert (version_dir / "assets" / "labels.txt").read_text().split() == list(LABELS)
@@ -119,6 +129,17 @@ def test_evaluation_detects_faces_in_photographs_and_counts_no_face_as_error(tra
     assert evaluate.main(["video", str(evaluation), "--model", str(repository / "video" / "1"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["n"] == 3 and report["confusion"][LABELS.index("neutral")][-1] == 1
+
+
+def test_measure_prints_an_exported_model_on_every_validation_set(trained, datasets, capsys):
+    version_dir = trained[0] / "repository" / "video" / "1"
+
+    assert train_video.main(["--data", str(datasets), "--measure", str(version_dir)]) == 0
+
+    measured = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert measured["model"] == str(version_dir)
+    assert {title: figures["n"] for title, figures in measured["validation"].items()} == {
+        "FER2013 stratified hold-out": 7, "CK+48 held-out subjects": 6, "Taiwanese validation performers": 3}
 
 
 def test_a_new_cycle_restarts_the_optimizer_from_the_last_weights(trained, datasets):
