@@ -392,8 +392,8 @@ def main() -> None:
     parser.add_argument("--faces", type=Path, default=Path("../shared/datasets/faces"), help="datasets' faces/ folder")
     parser.add_argument("--model", type=Path, default=None, help="exported face model (default: the newest version "
                         "in model_repository/video/, the one the model server serves)")
-    parser.add_argument("--per-corpus", type=int, default=100, help="validation faces per corpus")
-    parser.add_argument("--frames", type=int, default=420, help="one-face frames per frame size")
+    parser.add_argument("--per-corpus", type=int, default=70, help="validation faces per corpus")
+    parser.add_argument("--frames", type=int, default=280, help="one-face frames per frame size")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a small run to try the command out (not for the report)")
     args = parser.parse_args()
