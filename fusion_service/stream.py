@@ -3,8 +3,9 @@
 Frames are checked (format, size) when they arrive but kept encoded until a result is due, and only
 the newest one is analysed: a client sending faster than the service can process has its older frames
 dropped, never queued. The answer follows one face from frame to frame (face_tracking.py), and is smoothed over
-time (protos/emotion/v1/smoothing.py), afresh when that face gives way to another. When the service shuts down,
-each stream gets a last message with final=true.
+time (protos/emotion/v1/smoothing.py), afresh when that face gives way to another. Each frame is searched around
+the faces of the last one first (features/faces/search.py). When the service shuts down, each stream gets a last
+message with final=true.
 """
 
 from __future__ import annotations
