@@ -148,9 +148,6 @@ def fuse(method: str, scores: Mapping[str, np.ndarray | None], weights: Mapping[
     return function(scores, weights)
 
 
-late_fusion = weighted_sum  # the name fusion_methods.py imports; to go once it takes FUSION_FUNCTIONS
-
-
 def _present(scores: Mapping[str, np.ndarray | None], weights: Mapping[str, float]
              ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Validated weights; the modalities with scores and a weight > 0 (as float64); all applied weights at 0."""

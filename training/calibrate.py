@@ -39,7 +39,7 @@ from training.export import (
     next_version,
     read_calibration,
 )
-from training.evaluate import newest_version
+from training.model_versions import newest_version
 from training.face_corpora import face_crop_of
 from training.speech_corpora import read_audio
 from training.validation_halves import FIT_FOLDS, REPORT_PART, audio_validation, face_validation

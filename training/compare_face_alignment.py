@@ -25,7 +25,7 @@ from fusion_service.features.faces.boxes import Box
 from fusion_service.features.faces.gray import to_gray
 from fusion_service.features.faces.pipeline import FacePipeline, detector_input
 from protos.emotion.v1.constants import LABELS
-from training.evaluate import DEFAULT_REPOSITORY, newest_version
+from training.model_versions import DEFAULT_REPOSITORY, newest_version
 from training.face_corpora import FaceItem, face_crop_of, load_fer2013, load_taiwanese, read_image
 from training.face_dataset import named_holdout, stratified_holdout
 from training.reporting import evaluate_predictions

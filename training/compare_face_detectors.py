@@ -25,7 +25,7 @@ from fusion_service.features.faces.names import DETECTOR_NAMES
 from fusion_service.features.faces.pipeline import FacePipeline, make_detector
 from protos.emotion.v1.constants import LABELS
 from training.calibrate_face_margin import in_context
-from training.evaluate import DEFAULT_REPOSITORY, newest_version
+from training.model_versions import DEFAULT_REPOSITORY, newest_version
 from training.face_corpora import load_ck48, load_fer2013, read_image
 from training.face_dataset import stratified_holdout
 from training.train_video import FER_HOLDOUT_FRACTION, REPORT_DIR, SEED

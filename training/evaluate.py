@@ -19,23 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from training.model_versions import DEFAULT_REPOSITORY, newest_version
 from training.reporting import evaluate_predictions, format_text
 
-DEFAULT_REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
-
 Predictions = tuple[list[str], list[np.ndarray | None]]
-
-
-def newest_version(repository: Path, modality: str) -> Path:
-    """The highest numbered version directory, as a model server would serve it."""
-    model_dir = repository / modality
-    versions = sorted((int(p.name) for p in model_dir.glob("*") if p.is_dir() and p.name.isdigit()), reverse=True)
-    if not versions:
-        raise SystemExit(
-            f"no exported {modality} model in {model_dir}; train one (python -m training.train_{modality}) "
-            "or pass --model"
-        )
-    return model_dir / str(versions[0])
 
 
 def _predictor(modality: str) -> Callable[[Path, Path], Predictions]:

@@ -34,7 +34,7 @@ from sklearn.linear_model import LogisticRegression
 from fusion_service.fusion import FUSION_FUNCTIONS, LEARNED_FUSION_FILE, LOG_FLOOR, Fused, LogisticFusion, learned_logistic
 from protos.emotion.v1.constants import LABELS
 from training.calibration import calibration_metrics
-from training.evaluate import newest_version
+from training.model_versions import newest_version
 from training.reporting import evaluate_predictions
 
 FACES_PER_CLIP = 5

@@ -30,7 +30,7 @@ from protos.emotion.v1.constants import LABELS
 from training.audio_dataset import AugmentConfig, WindowSet, build_windows
 from training.audio_eval import write_validation_report
 from training.audio_model import build_model, input_statistics
-from training.evaluate import newest_version
+from training.model_versions import newest_version
 from training.export import export_savedmodel
 from training.reporting import evaluate_predictions
 from training.speech_corpora import SpeechRecord, find_records

@@ -14,6 +14,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from fusion_service.fusion import fuse
+from fusion_service.fusion_methods import DEFAULT_METHOD, method_value
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1 import emotion_pb2_grpc
 from protos.emotion.v1.constants import LABELS
@@ -47,8 +49,12 @@ def test_face_and_speech_give_three_distributions_over_named_labels(client):
     audio = assert_distribution(response.audio.scores)
     video = assert_distribution(response.video.scores)
     fused = assert_distribution(response.fused)
-    np.testing.assert_allclose(fused, 0.3 * audio + 0.7 * video, atol=1e-4)
-    assert (response.audio_weight, response.video_weight) == pytest.approx((0.3, 0.7))
+    # The service's default fusion (learned on validation pairs) over the two answers, with the default weights.
+    expected = fuse(DEFAULT_METHOD, {"audio": audio, "video": video}, {"audio": 0.3, "video": 0.7})
+    np.testing.assert_allclose(fused, expected.probabilities, atol=1e-4)
+    assert response.fusion_method == method_value(DEFAULT_METHOD)
+    assert (response.audio_weight, response.video_weight) == pytest.approx(
+        (expected.weights["audio"], expected.weights["video"]), abs=1e-4)
     assert response.top_emotion == LABELS[int(np.argmax(fused))]
     assert response.top_probability == pytest.approx(fused.max(), abs=1e-6)
     assert response.audio.model_name == "audio" and response.audio.model_version >= 1

@@ -102,13 +102,21 @@ def fuse(request: pb.FuseRequest, voice: np.ndarray | None = None, **settings) -
 
 def test_the_response_says_how_it_fused_how_sure_each_modality_is_and_that_confident_opposites_are_uncertain():
     # The fake models: the voice is sure of sad, the face sure of happy.
-    reply = fuse(good_request())
+    request = good_request()
+    request.options.method = pb.WEIGHTED_SUM
+    reply = fuse(request)
     assert reply.fusion_method == pb.WEIGHTED_SUM
     assert (reply.audio_weight, reply.video_weight) == pytest.approx((0.3, 0.7))
     assert reply.audio.confidence == pytest.approx(1.0) and reply.video.confidence == pytest.approx(1.0)
     assert reply.uncertain and reply.uncertainty_reason == pb.MODALITIES_DISAGREE
     assert reply.top_emotion == "happy" and reply.top_probability == pytest.approx(0.7), "kept for older clients"
     assert reply.uncertain_below == pytest.approx(0.4)
+
+
+def test_a_request_without_method_or_weights_gets_the_learned_fusion_the_validation_pairs_chose():
+    reply = fuse(good_request())
+    assert reply.fusion_method == pb.LEARNED_LOGISTIC
+    assert reply.audio_weight + reply.video_weight == pytest.approx(1.0)
 
 
 def test_a_request_naming_a_method_is_fused_by_it_and_told_so():
@@ -130,7 +138,9 @@ def test_one_sure_modality_alone_is_certain():
 
 def test_a_fused_answer_below_the_threshold_is_uncertain_for_low_confidence():
     unsure_voice = np.full(7, 1 / 7)
-    reply = fuse(good_request(), voice=unsure_voice, uncertain_below=0.75)  # happy 0.3 / 7 + 0.7 = 0.743
+    request = good_request()
+    request.options.method = pb.WEIGHTED_SUM
+    reply = fuse(request, voice=unsure_voice, uncertain_below=0.75)  # happy 0.3 / 7 + 0.7 = 0.743
     assert reply.top_emotion == "happy" and reply.top_probability == pytest.approx(0.743, abs=1e-3)
     assert reply.uncertain and reply.uncertainty_reason == pb.LOW_CONFIDENCE
     assert reply.uncertain_below == pytest.approx(0.75)

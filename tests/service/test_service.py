@@ -12,6 +12,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fusion_service.__main__ import main
 from fusion_service.config import Settings
+from fusion_service.fusion import fuse
+from fusion_service.fusion_methods import DEFAULT_METHOD
 from fusion_service.server import NOT_SERVING, SERVING, FusionService, StartupError, serving_status
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1.constants import LABELS
@@ -35,7 +37,8 @@ def test_one_model_server_down_the_other_answers_and_the_response_says_which_is_
         async with running_service() as running:
             await running.wait_health(SERVING)
             both = await running.stub.Fuse(good_request(), timeout=60)
-            np.testing.assert_allclose(scores(both.fused), 0.3 * SAD + 0.7 * HAPPY, atol=1e-6)
+            expected = fuse(DEFAULT_METHOD, {"audio": SAD, "video": HAPPY}, {"audio": 0.3, "video": 0.7})
+            np.testing.assert_allclose(scores(both.fused), expected.probabilities, atol=1e-6)
 
             running.audio.mode = "unavailable"
             reply = await running.stub.Fuse(good_request(), timeout=60)
