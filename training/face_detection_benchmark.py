@@ -35,6 +35,7 @@ from fusion_service.features.faces.gray import to_gray
 from fusion_service.features.faces.pipeline import FacePipeline, make_detector
 from protos.emotion.v1.constants import LABELS
 from training.face_corpora import load_taiwanese, read_image
+from training.model_versions import DEFAULT_REPOSITORY, newest_version
 
 REPORT_DIR = Path(__file__).resolve().parent / "reports" / "video"
 FRAME_SIZES = ((640, 480), (1280, 720))
@@ -400,8 +401,7 @@ def main() -> None:
     if args.quick:
         args.per_corpus, args.frames = 10, 70
 
-    if args.model is None:
-        args.model = newest_version(Path("model_repository") / "video")
+    args.model = args.model or newest_version(DEFAULT_REPOSITORY, "video")
     rng = np.random.default_rng(args.seed)
     photos = backgrounds()
     validation = validation_sources(args.faces, args.per_corpus, args.seed)
@@ -437,13 +437,6 @@ def main() -> None:
     report += classify_per_width(validation, args.model, photos, rng)
     (REPORT_DIR / "face_detection.md").write_text("\n".join(report) + "\n")
     print(f"wrote {REPORT_DIR / 'face_detection.md'} and face_detection_recall.png")
-
-
-def newest_version(model_dir: Path) -> Path:
-    versions = sorted((int(path.name), path) for path in model_dir.glob("*") if path.name.isdigit())
-    if not versions:
-        raise SystemExit(f"no exported model version under {model_dir}: pass --model")
-    return versions[-1][1]
 
 
 def merge(a: Tally, b: Tally) -> Tally:
