@@ -42,7 +42,9 @@ def run(media: Media, runs: int, baseline_runs: int) -> dict[str, Summary]:
     for name, image in (("640x480", frame), ("1280x720", hd_frame)):
         boxes, _ = faces.faces(image)
         if len(boxes) != 1:
-            raise RuntimeError(f"the {name} benchmark frame should show exactly one face to the detector, it found {len(boxes)}")
+            raise RuntimeError(
+                f"the {name} benchmark frame should show exactly one face to the detector, it found {len(boxes)}"
+            )
 
     return {
         "features_ms": summarise(time_calls(lambda: extractor(window), runs, warmup=20)),

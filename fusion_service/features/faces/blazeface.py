@@ -53,7 +53,9 @@ SHORT_RANGE = BlazeFaceModel("face_detection_short_range.tflite", 128, ((8, 2), 
 FULL_RANGE = BlazeFaceModel("face_detection_full_range.tflite", 192, ((4, 1),), False, min_support=1)
 
 
-def anchor_centres(height: int, width: int, layers: tuple[tuple[int, int], ...] = SHORT_RANGE.anchor_layers) -> np.ndarray:
+def anchor_centres(
+    height: int, width: int, layers: tuple[tuple[int, int], ...] = SHORT_RANGE.anchor_layers
+) -> np.ndarray:
     """[n, 2] anchor centres (x, y) in input pixels for an input of height x width, in the network's output order."""
     centres = []
     for stride, per_cell in layers:
@@ -116,7 +118,8 @@ class BlazeFaceDetector:
         self.framing = BLAZEFACE_FRAMING
         self._logit_threshold = float(np.log(min_score / (1.0 - min_score)))
         self.min_score, self.nms_iou = min_score, nms_iou
-        self.smallest_face, self.smallest_face_fraction, self.reliable_face = smallest_face, smallest_face_fraction, reliable_face
+        self.smallest_face, self.smallest_face_fraction = smallest_face, smallest_face_fraction
+        self.reliable_face = reliable_face
         self.multi_scale = multi_scale and model.any_input_size
         self._presence = FacePresence() if confirm else None
 

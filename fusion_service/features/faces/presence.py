@@ -39,9 +39,10 @@ class FacePresence:
         side = CROP_SIDE * max(box.width, box.height)
         scale = INPUT_SIZE / side
         centre_x, centre_y = box.x + box.width / 2, box.y + box.height / 2
-        to_crop = np.float32([[scale, 0, INPUT_SIZE / 2 - centre_x * scale], [0, scale, INPUT_SIZE / 2 - centre_y * scale]])
-        crop = cv2.warpAffine(rgb, to_crop, (INPUT_SIZE, INPUT_SIZE), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
+        half = INPUT_SIZE / 2
+        to_crop = np.float32([[scale, 0, half - centre_x * scale], [0, scale, half - centre_y * scale]])
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        crop = cv2.warpAffine(rgb, to_crop, (INPUT_SIZE, INPUT_SIZE), flags=interpolation, borderMode=cv2.BORDER_REPLICATE)
         blob = (crop.astype(np.float32) / 255.0).transpose(2, 0, 1)[np.newaxis]  # NCHW, RGB in [0, 1]
         with self._lock:
             self._net.setInput(np.ascontiguousarray(blob))
