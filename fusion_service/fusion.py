@@ -79,27 +79,20 @@ FusionFunction = Callable[[Mapping[str, np.ndarray | None], Mapping[str, float]]
 
 def weighted_sum(scores: Mapping[str, np.ndarray | None], weights: Mapping[str, float]) -> Fused:
     """Weighted mean of the modalities that produced scores, weights renormalised over them."""
-    present, applied = _present(scores, weights)
+    present, applied = _renormalised(scores, weights)
     if not present:
         return Fused(None, applied)
-    total = sum(weights[name] for name in present)
-    fused = np.zeros(len(next(iter(present.values()))), dtype=np.float64)
-    for name, probabilities in present.items():
-        applied[name] = weights[name] / total
-        fused += applied[name] * probabilities
+    fused = sum(applied[name] * probabilities for name, probabilities in present.items())
     return Fused(_normalised(fused), applied)
 
 
 def product_of_experts(scores: Mapping[str, np.ndarray | None], weights: Mapping[str, float]) -> Fused:
     """softmax(sum of weight * log p): agreement multiplies, a near-zero probability vetoes."""
-    present, applied = _present(scores, weights)
+    present, applied = _renormalised(scores, weights)
     if not present:
         return Fused(None, applied)
-    total = sum(weights[name] for name in present)
-    log_sum = np.zeros(len(next(iter(present.values()))), dtype=np.float64)
-    for name, probabilities in present.items():
-        applied[name] = weights[name] / total
-        log_sum += applied[name] * np.log(np.maximum(probabilities, LOG_FLOOR))
+    log_sum = sum(applied[name] * np.log(np.maximum(probabilities, LOG_FLOOR))
+                  for name, probabilities in present.items())
     return Fused(_softmax(log_sum), applied)
 
 
@@ -155,6 +148,15 @@ def _present(scores: Mapping[str, np.ndarray | None], weights: Mapping[str, floa
     present = {name: np.asarray(p, dtype=np.float64) for name, p in scores.items()
                if p is not None and weights.get(name, 0.0) > 0}
     return present, {name: 0.0 for name in scores}
+
+
+def _renormalised(scores: Mapping[str, np.ndarray | None], weights: Mapping[str, float]
+                  ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """The modalities with scores, and the weights renormalised over them (the others at 0)."""
+    present, applied = _present(scores, weights)
+    total = sum(weights[name] for name in present)
+    applied.update({name: weights[name] / total for name in present})
+    return present, applied
 
 
 def _certainty(probabilities: np.ndarray) -> float:
