@@ -1,7 +1,7 @@
 """Face detection benchmark: faces of every practical size, in frames of two sizes, per detector.
 
-Faces of validation subjects (the FER2013 hold-out and the held-out CK+48 subjects of train_video, and
-Taiwanese performers held out by the same rule as CK+48's subjects) and real photographs that registry packages
+Faces of validation subjects (the FER2013 hold-out, the held-out CK+48 subjects and the Taiwanese validation
+performers of train_video) and real photographs that registry packages
 ship (scikit-image's astronaut and the 100 faces of its LFW subset) are pasted, at widths of 24-400 px, into
 640x480 and 1280x720 frames over face-free backgrounds (scikit-image photographs and textures, noise), at random
 positions, turned by up to 10 degrees, with changed brightness, contrast and gamma. Frames hold one face, or two
@@ -126,10 +126,9 @@ def registry_sources() -> list[FaceSource]:
 
 
 def validation_sources(faces: Path, per_corpus: int, seed: int) -> dict[str, list[FaceSource]]:
-    """Held-out faces with their labels: train_video's FER2013 hold-out and CK+48 subjects, Taiwanese performers."""
+    """Held-out faces with their labels: train_video's FER2013 hold-out, CK+48 subjects and Taiwanese performers."""
     from training.compare_face_detectors import held_out_faces  # TensorFlow: only for the validation faces
-    from training.face_dataset import subject_holdout
-    from training.train_video import CK_HOLDOUT_SUBJECT_FRACTION, SEED
+    from training.train_video import TAIWANESE_VALIDATION_PERFORMERS
 
     rng = np.random.default_rng(seed)
     held = held_out_faces(faces, per_corpus)
@@ -138,7 +137,7 @@ def validation_sources(faces: Path, per_corpus: int, seed: int) -> dict[str, lis
         items = [items[i] for i in sorted(rng.choice(len(items), min(per_corpus, len(items)), replace=False))]
         sources[name] = crop_sources([to_gray(read_image(item)) for item in items], name, [item.label for item in items])
     taiwanese = load_taiwanese(faces / "taiwanese")
-    _, held_performers = subject_holdout([item.subject for item in taiwanese], CK_HOLDOUT_SUBJECT_FRACTION, SEED)
+    held_performers = [i for i, item in enumerate(taiwanese) if item.subject in TAIWANESE_VALIDATION_PERFORMERS]
     chosen = sorted(rng.choice(held_performers, min(per_corpus, len(held_performers)), replace=False))
     performers = sorted({taiwanese[i].subject for i in held_performers})
     name = f"Taiwanese held-out performers ({', '.join(performers)})"
