@@ -114,3 +114,21 @@ def test_the_roll_follows_a_turned_face(detector, turn):
     # the roll must move the right way by a good part of the turn.
     moved = upright.roll - turned.roll  # anticlockwise turns make the roll (clockwise) smaller
     assert np.sign(moved) == np.sign(turn) and 0.4 * abs(turn) <= abs(moved) <= 1.5 * abs(turn)
+
+
+def test_the_finer_pass_runs_only_where_the_first_finds_no_face_unless_every_scale_is_asked():
+    from fusion_service.features.faces import blazeface
+
+    calls: list[str] = []
+
+    class Counting(blazeface.BlazeFaceDetector):
+        def _scaled(self, rgb, scale):
+            calls.append("fine")
+            return super()._scaled(rgb, scale)
+
+    near = cv2.resize(face_photo(), (640, 640))[:480]  # a face at the screen: the first pass finds it
+    assert Counting().detect(near) and calls == []
+    assert Counting(every_scale=True).detect(near) and calls == ["fine"]
+    calls.clear()
+    Counting().detect(np.full((480, 640, 3), 90, np.uint8))  # nothing near: the finer pass looks for far faces
+    assert calls == ["fine"]

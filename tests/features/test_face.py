@@ -243,7 +243,7 @@ def test_a_rolled_face_comes_out_of_face_crop_upright(astronaut):
 
 
 def test_an_unknown_detector_name_is_refused_with_the_choices():
-    with pytest.raises(ValueError, match="blazeface, haar"):
+    with pytest.raises(ValueError, match="blazeface, blazeface-every-scale, haar"):
         make_detector("dlib")
 
 

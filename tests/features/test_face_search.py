@@ -67,7 +67,9 @@ def test_face_like_patterns_are_not_taken_for_faces(pipeline, photo):
     assert pipeline.faces(cv2.resize(bgr, (640, 480), interpolation=cv2.INTER_AREA))[0] == []
 
 
-def test_faces_of_several_sizes_in_one_frame_are_all_found_largest_first(pipeline):
+def test_faces_of_several_sizes_in_one_frame_are_all_found_largest_first():
+    """Small faces beside a large one: what the every-scale search is for (the default stops at the large one)."""
+    pipeline = FacePipeline(make_detector("blazeface-every-scale"))
     frame, big = small_face_frame(150, (1280, 720), (900, 300))
     widths_and_places = [(70, (100, 500)), (100, (450, 100))]
     truths = [big]

@@ -71,7 +71,10 @@ class BlazeFaceDetector:
     The whole frame is seen once letterboxed into the network's own input (large faces) and, where that does not
     reach `smallest_face` (pixels, or `smallest_face_fraction` of the frame's width, whichever is larger), once
     more scaled so that such a face is `reliable_face` input pixels wide (`multi_scale`; the short-range network
-    only). Boxes smaller than half the smallest face searched for are dropped, and so are those merged from fewer
+    only). The second, finer pass costs about seven times the first, so by default it runs only when the first
+    finds no face (a person alone at a distance is found, a person at the screen costs one pass); with
+    `every_scale` it always runs, also finding small faces beside a large one (several people at different
+    distances). Boxes smaller than half the smallest face searched for are dropped, and so are those merged from fewer
     anchors than the model's `min_support` (short range: false faces in the benchmark's and the tests' frames came
     from one or two anchors scoring about 0.5, real faces of every size from four or more; the full-range model
     has one anchor per cell and gives a face two or three). With `confirm`, a detection is kept only if
@@ -89,6 +92,7 @@ class BlazeFaceDetector:
         smallest_face_fraction: float = 0.05,
         reliable_face: int = 20,
         multi_scale: bool = True,
+        every_scale: bool = False,
         confirm: bool = True,
         model_path: str | Path | None = None,
     ) -> None:
@@ -121,6 +125,7 @@ class BlazeFaceDetector:
         self.smallest_face, self.smallest_face_fraction = smallest_face, smallest_face_fraction
         self.reliable_face = reliable_face
         self.multi_scale = multi_scale and model.any_input_size
+        self.every_scale = every_scale
         self._presence = FacePresence() if confirm else None
 
     def smallest_searched(self, width: int) -> float:
@@ -141,8 +146,17 @@ class BlazeFaceDetector:
         rows = [self._letterboxed(rgb, size / max(height, width))]
         smallest = self.smallest_searched(width)
         fine_scale = self.reliable_face / smallest
-        if self.multi_scale and fine_scale * max(height, width) > size:
-            rows.append(self._scaled(rgb, min(fine_scale, 1.0)))
+        if not (self.multi_scale and fine_scale * max(height, width) > size):
+            return self._merged(rows, height, width, smallest)
+        if not self.every_scale:
+            boxes = self._merged(rows, height, width, smallest)
+            if boxes:
+                return boxes
+        rows.append(self._scaled(rgb, min(fine_scale, 1.0)))
+        return self._merged(rows, height, width, smallest)
+
+    def _merged(self, rows: list[np.ndarray], height: int, width: int, smallest: float) -> list[Box]:
+        """The passes' detections merged into boxes, largest first."""
         found = np.concatenate(rows)
         if not len(found):
             return []

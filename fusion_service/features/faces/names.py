@@ -1,4 +1,6 @@
 """The face detectors' names, apart from their code: configuration lists them without importing OpenCV."""
 
-DETECTOR_NAMES = ("blazeface", "haar")
+# blazeface: a finer second pass only where the first finds no face; blazeface-every-scale: always both passes
+# (small faces beside a large one too, about seven times the cost); haar: OpenCV's cascade.
+DETECTOR_NAMES = ("blazeface", "blazeface-every-scale", "haar")
 DEFAULT_DETECTOR = "blazeface"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import cv2
@@ -15,7 +16,11 @@ from fusion_service.features.faces.haar import HaarFaceDetector
 from fusion_service.features.faces.names import DEFAULT_DETECTOR, DETECTOR_NAMES
 
 # Every name in names.DETECTOR_NAMES, with the class that builds it (a test keeps the two in step).
-DETECTORS: dict[str, Callable[[], FaceDetector]] = {"blazeface": BlazeFaceDetector, "haar": HaarFaceDetector}
+DETECTORS: dict[str, Callable[[], FaceDetector]] = {
+    "blazeface": BlazeFaceDetector,
+    "blazeface-every-scale": functools.partial(BlazeFaceDetector, every_scale=True),
+    "haar": HaarFaceDetector,
+}
 
 
 def make_detector(name: str = DEFAULT_DETECTOR) -> FaceDetector:
