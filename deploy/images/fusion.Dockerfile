@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The fusion service: Python, numpy, OpenCV and gRPC only. The stub generator (grpcio-tools)
+# The fusion service: Python, numpy, OpenCV, LiteRT (the face networks) and gRPC only. The stub generator (grpcio-tools)
 # stays in the build stage. Build from the repository root:
 #   docker build -f deploy/images/fusion.Dockerfile -t emotion-fusion:0.1.0 .
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm

@@ -82,5 +82,5 @@ def test_landmarker_finds_the_eyes_of_a_live_face_and_of_the_same_face_as_a_trai
 
 
 def test_a_missing_network_file_names_the_path():
-    with pytest.raises(RuntimeError, match="face landmark network not found"):
+    with pytest.raises(RuntimeError, match="network file not found: /nonexistent/face_landmark.tflite"):
         FaceLandmarker("/nonexistent/face_landmark.tflite")

@@ -32,10 +32,12 @@ class RecordingDetector:
         self.detector = make_detector()
         self.framing = self.detector.framing
         self.sizes: list[tuple[int, int]] = []
+        self.confirmed: list[bool] = []
 
-    def detect(self, image: np.ndarray) -> list[Box]:
+    def detect(self, image: np.ndarray, *, confirm: bool = True) -> list[Box]:
         self.sizes.append(image.shape[:2])
-        return self.detector.detect(image)
+        self.confirmed.append(confirm)
+        return self.detector.detect(image, confirm=confirm)
 
 
 @pytest.mark.parametrize(("frame_size", "face_width"), [
@@ -100,6 +102,20 @@ def test_a_stream_keeps_a_small_moving_face_searching_only_around_it_between_who
     assert len(regions) == 16
     # A region's cost does not grow with the frame: the face is scaled to REGION_FACE_WIDTH px in it.
     assert max(max(size) for size in regions) <= REGION_SIDE * REGION_FACE_WIDTH + 2
+
+
+def test_a_followed_face_found_where_it_was_is_not_confirmed_again_and_a_moved_one_is():
+    """FaceMesh's second look costs twice BlazeFace's pass: a face that overlaps its last box needs none."""
+    detector = RecordingDetector()
+    search = StreamFaceSearch(FacePipeline(detector), full_search_every=100)
+    search.faces(small_face_frame(80, (640, 480), (300, 200))[0])
+    frame, truth = small_face_frame(80, (640, 480), (304, 202))  # a small move: the same face
+    assert found(search.faces(frame)[0], truth)
+    assert detector.confirmed == [True, False]  # the whole-frame search confirms; the region look does not
+    detector.confirmed.clear()
+    frame, truth = small_face_frame(80, (640, 480), (304 + 70, 202))  # most of a face width: looked at again
+    assert found(search.faces(frame)[0], truth)
+    assert detector.confirmed == [False, True]
 
 
 def test_a_face_lost_from_its_region_is_searched_for_in_the_whole_frame_at_once():

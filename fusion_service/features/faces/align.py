@@ -3,13 +3,12 @@
 BlazeFace's eye keypoints lag behind large rolls (blazeface.eye_line_roll), so they only decide whether a face is
 turned upright; the 468-point face landmark network places the eyes well enough to set rotation, scale and
 position of the crop. Training faces and live faces go through `aligned_crop` alike, with one EyeFraming.
-The network and its input region are presence.py's (which runs it on every BlazeFace detection for its
+The network and its input region are mesh.py's (which runs it on every BlazeFace detection for its
 face-presence score): adopting alignment should take the eyes from that same forward pass.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +18,8 @@ import numpy as np
 from fusion_service.features.faces.boxes import Box
 from fusion_service.features.faces.crop import FACE_SIZE
 from fusion_service.features.faces.gray import require_gray
-from fusion_service.features.faces.models import network_file
-from fusion_service.features.faces.presence import CROP_SIDE, INPUT_SIZE
+from fusion_service.features.faces.mesh import FaceMesh
 
-LANDMARK_FILE = "face_landmark.tflite"
 # Mesh indices of each eye's outer and inner corner (the image's left eye first in a frontal face).
 EYE_CORNERS = ((33, 133), (362, 263))
 
@@ -40,38 +37,17 @@ class EyeFraming:
 
 
 class FaceLandmarker:
-    """Eye centres of a face from MediaPipe's face landmark network, run by OpenCV.
-
-    OpenCV's network object is not safe to share between threads: calls are serialised with a lock.
-    """
+    """Eye centres of a face from MediaPipe's face landmark network (mesh.py)."""
 
     def __init__(self, model_path: str | Path | None = None) -> None:
-        path = Path(model_path) if model_path is not None else network_file(LANDMARK_FILE)
-        if not path.is_file():
-            raise RuntimeError(f"face landmark network not found: {path}: pass the path of face_landmark.tflite")
-        self._net = cv2.dnn.readNetFromTFLite(str(path))
-        # Two outputs: the face-presence logit [1, 1, 1, 1] and the landmarks [1, 1404, 1, 1]; told apart by size.
-        self._net.setInput(np.zeros((1, 3, INPUT_SIZE, INPUT_SIZE), np.float32))
-        names = self._net.getUnconnectedOutLayersNames()
-        self._landmark_output = max(names, key=lambda name: self._net.forward(name).size)
-        self._lock = threading.Lock()
+        self._mesh = FaceMesh(model_path)
 
     def eyes(self, image: np.ndarray, box: Box) -> np.ndarray:
-        """[[x, y] of the eye on the image's left, [x, y] of the other] in image pixels, for the face in `box`."""
-        side = CROP_SIDE * max(box.width, box.height)
-        scale = INPUT_SIZE / side
-        centre_x, centre_y = box.x + box.width / 2, box.y + box.height / 2
-        to_roi = np.array([[scale, 0.0, INPUT_SIZE / 2 - centre_x * scale],
-                           [0.0, scale, INPUT_SIZE / 2 - centre_y * scale]])
-        roi = cv2.warpAffine(image, to_roi, (INPUT_SIZE, INPUT_SIZE), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_REPLICATE)
-        rgb = cv2.cvtColor(roi, cv2.COLOR_GRAY2RGB if roi.ndim == 2 else cv2.COLOR_BGR2RGB)
-        blob = (rgb.astype(np.float32) / 255.0).transpose(2, 0, 1)[np.newaxis]
-        with self._lock:
-            self._net.setInput(blob)
-            points = self._net.forward(self._landmark_output).reshape(-1, 3)[:, :2]
+        """[[x, y] of the eye on the image's left, [x, y] of the other] in image pixels, for the face in `box`
+        of a uint8 gray or BGR image."""
+        rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB)
+        points = self._mesh.look(rgb, box).points
         centres = np.array([points[list(corners)].mean(axis=0) for corners in EYE_CORNERS])
-        centres = (centres - INPUT_SIZE / 2) / scale + (centre_x, centre_y)
         return centres[np.argsort(centres[:, 0])]
 
 

@@ -1,4 +1,4 @@
-"""MediaPipe's BlazeFace, run by OpenCV's DNN module: the short-range network (the default) searched over a scale
+"""MediaPipe's BlazeFace, run by LiteRT (network.py): the short-range network (the default) searched over a scale
 pyramid so that it finds faces from 5% of the frame's width up to the whole frame, and the full-range network.
 
 The network files are MediaPipe's (Apache 2.0), shipped with this package (fusion_service/features/faces/models/).
@@ -7,7 +7,7 @@ Why a pyramid of the short-range network: on its own 128x128 input it finds face
 whole 640x480 frame only faces wider than about 100 px. Its layers are all convolutions, so OpenCV runs it on
 an input of any size (a multiple of 16): one more pass over the frame scaled so the smallest face wanted is
 20 px reaches the small faces, at a cost fixed by that scale and not by the frame's size. The full-range
-network (192x192, "up to 5 m") cannot be run at another size by OpenCV, needs faces of about 12% of its input
+network (192x192, "up to 5 m") is run on its own input size only; it needs faces of about 12% of its input
 and costs about five short-range passes (training/reports/video/face_detection.md).
 
 Decoding follows MediaPipe's graphs: SSD anchors at the centres of the output cells (short range: strides 8
@@ -17,7 +17,6 @@ relative to the anchor centres, sigmoid scores, weighted non-maximum suppression
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +24,9 @@ import cv2
 import numpy as np
 
 from fusion_service.features.faces.boxes import Box, Framing, intersection_over_union
+from fusion_service.features.faces.mesh import FaceMesh
 from fusion_service.features.faces.models import network_file
-from fusion_service.features.faces.presence import FacePresence
+from fusion_service.features.faces.network import TfliteNetwork
 
 _INPUT_MULTIPLE = 16  # the coarsest stride: an input side must be a multiple of it
 
@@ -39,8 +39,8 @@ BLAZEFACE_FRAMING = Framing(margin=0.06, shift=-0.10)
 
 @dataclass(frozen=True)
 class BlazeFaceModel:
-    """One BlazeFace network: its file in the package, its input side, its anchor layout, and whether OpenCV can
-    run it on inputs of other sizes."""
+    """One BlazeFace network: its file in the package, its input side, its anchor layout, and whether it is run
+    on inputs of other sizes (the full-range network's anchors are laid out for its own size only)."""
 
     file: str
     input_size: int
@@ -78,8 +78,8 @@ class BlazeFaceDetector:
     anchors than the model's `min_support` (short range: false faces in the benchmark's and the tests' frames came
     from one or two anchors scoring about 0.5, real faces of every size from four or more; the full-range model
     has one anchor per cell and gives a face two or three). With `confirm`, a detection is kept only if
-    MediaPipe's face-landmark network says it shows a face (presence.py). min_score 0.5 and nms_iou 0.3 are MediaPipe's
-    own settings. OpenCV's network object is not safe to share between threads: calls are serialised with a lock.
+    MediaPipe's face-landmark network says it shows a face (mesh.py). min_score 0.5 and nms_iou 0.3 are MediaPipe's
+    own settings.
     """
 
     def __init__(
@@ -106,18 +106,8 @@ class BlazeFaceDetector:
             raise ValueError(f"smallest_face_fraction must be in [0, 1), got {smallest_face_fraction}")
         if not 0 < reliable_face <= model.input_size:
             raise ValueError(f"reliable_face must be between 1 and {model.input_size} px, got {reliable_face}")
-        path = Path(model_path) if model_path is not None else network_file(model.file)
-        if not path.is_file():
-            raise RuntimeError(f"BlazeFace network file not found: {path}: pass the path of an existing .tflite file")
-        # One network per pass: OpenCV re-plans a network for every change of input size, which costs more
-        # than running it, so the letterboxed pass and the scaled pass each keep their own.
-        self._nets = {pass_name: cv2.dnn.readNetFromTFLite(str(path)) for pass_name in ("letterboxed", "scaled")}
-        probe = self._nets["letterboxed"]
-        probe.setInput(np.zeros((1, 3, model.input_size, model.input_size), np.float32))
-        # Scores have one value per anchor, regressors 16 (box and six keypoints): tell them apart by that.
-        self._outputs = sorted(probe.getUnconnectedOutLayersNames(), key=lambda name: probe.forward(name).shape[-1])
+        self._network = TfliteNetwork(Path(model_path) if model_path is not None else network_file(model.file))
         self._anchors: dict[tuple[int, int], np.ndarray] = {}
-        self._lock = threading.Lock()
         self.model = model
         self.framing = BLAZEFACE_FRAMING
         self._logit_threshold = float(np.log(min_score / (1.0 - min_score)))
@@ -126,19 +116,20 @@ class BlazeFaceDetector:
         self.reliable_face = reliable_face
         self.multi_scale = multi_scale and model.any_input_size
         self.every_scale = every_scale
-        self._presence = FacePresence() if confirm else None
+        self._mesh = FaceMesh() if confirm else None
 
     def smallest_searched(self, width: int) -> float:
         """The narrowest face, in pixels, searched for in a frame of this width."""
         return max(float(self.smallest_face), self.smallest_face_fraction * width)
 
-    def detect(self, image: np.ndarray) -> list[Box]:
-        """Faces in a uint8 gray or BGR image, in its pixel coordinates, largest first."""
+    def detect(self, image: np.ndarray, *, confirm: bool = True) -> list[Box]:
+        """Faces in a uint8 gray or BGR image, in its pixel coordinates, largest first. `confirm=False` skips the
+        face-presence check for this call (a close look around a face already confirmed: search.py)."""
         rgb = _as_rgb(image)
         boxes = self._find(rgb)
-        if self._presence is None:
+        if self._mesh is None or not confirm:
             return boxes
-        return [box for box in boxes if self._presence.is_face(rgb, box)]
+        return [box for box in boxes if self._mesh.look(rgb, box).is_face]
 
     def _find(self, rgb: np.ndarray) -> list[Box]:
         height, width = rgb.shape[:2]
@@ -173,27 +164,22 @@ class BlazeFaceDetector:
         size = self.model.input_size
         small = _resized(rgb, scale)
         pad_y, pad_x = (size - small.shape[0]) // 2, (size - small.shape[1]) // 2
-        return self._run("letterboxed", small, (size, size), (pad_x, pad_y), scale)
+        return self._run(small, (size, size), (pad_x, pad_y), scale)
 
     def _scaled(self, rgb: np.ndarray, scale: float) -> np.ndarray:
         """The frame scaled by `scale`, padded on the right and bottom to a size the network takes."""
         small = _resized(rgb, scale)
         padded = tuple(-(-side // _INPUT_MULTIPLE) * _INPUT_MULTIPLE for side in small.shape[:2])
-        return self._run("scaled", small, padded, (0, 0), scale)
+        return self._run(small, padded, (0, 0), scale)
 
-    def _run(
-        self, pass_name: str, small: np.ndarray, input_shape: tuple[int, int], offset: tuple[int, int], scale: float
-    ) -> np.ndarray:
+    def _run(self, small: np.ndarray, input_shape: tuple[int, int], offset: tuple[int, int], scale: float) -> np.ndarray:
         """Decoded detections [n, 9] (x0, y0, x1, y1, both eyes' x and y, score) in the frame's pixels."""
         height, width = input_shape
         pad_x, pad_y = offset
         canvas = np.zeros((height, width, 3), np.float32)  # 0: mid-gray once scaled to [-1, 1]
         canvas[pad_y : pad_y + small.shape[0], pad_x : pad_x + small.shape[1]] = small * (2.0 / 255.0) - 1.0
-        blob = canvas.transpose(2, 0, 1)[np.newaxis]  # NCHW, RGB in [-1, 1]
-        with self._lock:
-            net = self._nets[pass_name]
-            net.setInput(np.ascontiguousarray(blob))
-            scores, regressors = net.forward(self._outputs)
+        # Scores have one value per anchor, regressors 16 (box and six keypoints): told apart by that.
+        scores, regressors = sorted(self._network.run(canvas[np.newaxis]), key=lambda output: output.shape[-1])
         logits, raw = scores.reshape(-1), regressors.reshape(-1, 16)
         keep = logits > self._logit_threshold
         if not keep.any():

@@ -67,8 +67,10 @@ class Framing:
 
 class FaceDetector(Protocol):
     """Anything that finds faces in a uint8 gray or BGR image: returns boxes in the image's pixel coordinates,
-    largest first, and says how its boxes are framed. Colour is passed on because it helps some detectors."""
+    largest first, and says how its boxes are framed. Colour is passed on because it helps some detectors.
+    `confirm=False` lets a detector that checks its detections a second time skip that check, where the caller
+    already knows the face (a stream looking around the face of its last frame)."""
 
     framing: Framing
 
-    def detect(self, image: np.ndarray) -> list[Box]: ...
+    def detect(self, image: np.ndarray, *, confirm: bool = True) -> list[Box]: ...

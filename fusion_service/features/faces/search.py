@@ -7,9 +7,15 @@ of the last one, scaled so that the face is REGION_FACE_WIDTH px wide: one small
 and a small face in a large frame is seen larger than by the whole-frame search. The whole frame is searched
 every `full_search_every` frames (to find people who come into view) and at once when a face followed is not
 found in its region (it moved too far, or left). A single image (Fuse) is always searched whole.
+
+A face found in its region where it was (overlapping its last box) is the face the detector confirmed before,
+so the detector's second check (BlazeFace's FaceMesh presence score, which costs twice its pass) is skipped
+for it; a box elsewhere in the region is confirmed, and every whole-frame search confirms every face again.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 
@@ -23,6 +29,8 @@ REGION_FACE_WIDTH = 40  # px: the face's width in the region given to the detect
 FULL_SEARCH_EVERY = 5  # frames: about once a second at the default 5 results a second
 MAX_FOLLOWED = 4  # faces followed region by region; more people than this get a whole-frame search every frame
 SAME_FACE_IOU = 0.5  # two regions' boxes overlapping this much are one face
+# A box overlapping the face's last box this much is that face moved on (as fusion_service.face_tracking says).
+MOVED_ON_IOU = 0.3
 
 
 class StreamFaceSearch:
@@ -57,10 +65,30 @@ class StreamFaceSearch:
         return self._pipeline.crops(gray, boxes)
 
     def _around_followed(self, image: np.ndarray) -> list[Box]:
+        """The followed faces found again, each in its region: one box a face."""
         found: list[Box] = []
         for face in self._followed:
-            for box in search_region(self._pipeline.detector.detect, image, face, side=REGION_SIDE,
-                                     face_width=REGION_FACE_WIDTH):
-                if all(box.overlap(other) < SAME_FACE_IOU for other in found):
-                    found.append(box)
+            box = self._moved_on(image, face)
+            if box is not None and all(box.overlap(other) < SAME_FACE_IOU for other in found):
+                found.append(box)
         return sorted(found, key=lambda box: box.area, reverse=True)
+
+    def _moved_on(self, image: np.ndarray, face: Box) -> Box | None:
+        """Where `face` is now: the box nearest to it in its region, confirmed unless it overlaps where it was."""
+        detect = self._pipeline.detector.detect
+        nearest = _nearest(face, self._in_region(lambda region: detect(region, confirm=False), image, face))
+        if nearest is None or nearest.overlap(face) >= MOVED_ON_IOU:
+            return nearest
+        return _nearest(face, self._in_region(detect, image, face))
+
+    @staticmethod
+    def _in_region(detect: Callable[[np.ndarray], list[Box]], image: np.ndarray, face: Box) -> list[Box]:
+        return search_region(detect, image, face, side=REGION_SIDE, face_width=REGION_FACE_WIDTH)
+
+
+def _nearest(face: Box, boxes: list[Box]) -> Box | None:
+    """The box whose centre is nearest to the face's, if any."""
+    def distance(box: Box) -> float:
+        return float(np.hypot(box.x + box.width / 2 - face.x - face.width / 2,
+                              box.y + box.height / 2 - face.y - face.height / 2))
+    return min(boxes, key=distance, default=None)
