@@ -29,23 +29,31 @@ DEFAULT_ENCODING = pb.PCM_S16LE
 
 
 class AudioRing:
-    """The most recent `capacity` samples, in arrival order."""
+    """The most recent `capacity` samples, in arrival order: written in place, so that a chunk costs its own
+    length and not the window's."""
 
     def __init__(self, capacity: int):
         self._buffer = np.zeros(capacity, dtype=np.float32)
+        self._end = 0  # where the next sample goes
         self._filled = 0
         self.total = 0  # samples ever received
 
     def append(self, samples: np.ndarray) -> None:
         self.total += len(samples)
-        samples = samples[-len(self._buffer):]
+        capacity = len(self._buffer)
+        samples = samples[-capacity:]
         n = len(samples)
-        self._buffer = np.roll(self._buffer, -n)
-        self._buffer[-n:] = samples
-        self._filled = min(len(self._buffer), self._filled + n)
+        first = min(n, capacity - self._end)
+        self._buffer[self._end : self._end + first] = samples[:first]
+        self._buffer[: n - first] = samples[first:]
+        self._end = (self._end + n) % capacity
+        self._filled = min(capacity, self._filled + n)
 
     def window(self) -> np.ndarray:
-        return self._buffer[len(self._buffer) - self._filled:].copy()
+        start = (self._end - self._filled) % len(self._buffer)
+        if start + self._filled <= len(self._buffer):
+            return self._buffer[start : start + self._filled].copy()
+        return np.concatenate([self._buffer[start:], self._buffer[: self._end]])
 
 
 class StreamSession:

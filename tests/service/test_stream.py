@@ -73,6 +73,17 @@ def test_audio_ring_keeps_the_latest_samples_in_order():
     assert ring.total == 17
 
 
+def test_audio_ring_matches_the_tail_of_everything_received_over_many_wraps():
+    rng = np.random.default_rng(0)
+    ring, received = AudioRing(7), []
+    for _ in range(200):
+        chunk = rng.standard_normal(int(rng.integers(0, 12))).astype(np.float32)
+        ring.append(chunk)
+        received.extend(chunk)
+        np.testing.assert_array_equal(ring.window(), np.asarray(received[-7:], dtype=np.float32))
+    assert ring.total == len(received)
+
+
 def test_results_carry_the_latest_frame_and_the_audio_clock():
     analyzer = FakeAnalyzer()
     messages = [pb.StreamRequest(config=pb.StreamConfig(audio_sample_rate_hz=16000, result_rate_hz=30))]
