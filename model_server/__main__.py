@@ -17,6 +17,7 @@ import sys
 # (docs/performance.md).
 sys.modules.setdefault("keras", None)
 
+from model_server.batching import BatchingOptions, read_batching_parameters_file  # noqa: E402
 from model_server.config import ConfigError, read_model_config_file, single_model_config  # noqa: E402
 from model_server.loader import configure_threads  # noqa: E402
 from model_server.server import ServerOptions, StartupError, serve  # noqa: E402
@@ -71,12 +72,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="replay assets.extra/tf_serving_warmup_requests when a version loads",
     )
     parser.add_argument(
+        "--enable_batching", type=_flag_bool, nargs="?", const=True, default=False,
+        help="batch concurrent Predicts of the same model version and signature into one run",
+    )
+    parser.add_argument(
+        "--batching_parameters_file", default="",
+        help="text-format BatchingParameters (max_batch_size, batch_timeout_micros, max_enqueued_batches, "
+        "num_batch_threads, allowed_batch_sizes, pad_variable_length_inputs) instead of the defaults",
+    )
+    parser.add_argument(
         "--ssl_config_file", default="",
         help="text-format SSLConfig (server_key, server_cert, custom_ca, client_verify): serve gRPC over TLS",
     )
     parser.add_argument("--grpc_max_threads", type=int, default=4 * (os.cpu_count() or 1),
                         help="most requests handled at once")
     return parser.parse_args(argv)
+
+
+def _batching_options(args: argparse.Namespace) -> BatchingOptions | None:
+    """tensorflow_model_server's reading of the two batching flags."""
+    if not args.enable_batching:
+        if args.batching_parameters_file:
+            raise ConfigError(
+                "server_options.batching_parameters_file is set without setting server_options.enable_batching "
+                "to true."
+            )
+        return None
+    if args.batching_parameters_file:
+        return read_batching_parameters_file(args.batching_parameters_file)
+    return BatchingOptions()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             raise ConfigError("Both server_options.model_base_path and server_options.model_config_file are empty!")
         credentials = read_ssl_config_file(args.ssl_config_file) if args.ssl_config_file else None
-        configure_threads(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism)
+        batching = _batching_options(args)
+        session_config = configure_threads(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism)
         serve(ServerOptions(
             port=args.port,
             models=models,
@@ -102,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             model_config_file=args.model_config_file,
             model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
             enable_model_warmup=args.enable_model_warmup,
+            session_config=session_config,
+            batching=batching,
             grpc_max_threads=args.grpc_max_threads,
             credentials=credentials,
         ))

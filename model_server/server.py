@@ -15,8 +15,10 @@ from concurrent import futures
 from dataclasses import dataclass
 
 import grpc
+from tensorflow.core.protobuf import config_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
+from model_server.batching import BatchingOptions, BatchScheduler
 from model_server.config import ModelConfig
 from model_server.config_reload import ConfigFilePoller
 from model_server.errors import ServingError
@@ -46,6 +48,8 @@ class ServerOptions:
     enable_model_warmup: bool = True
     grpc_max_threads: int = 8
     credentials: grpc.ServerCredentials | None = None  # TLS (--ssl_config_file); None: plaintext
+    session_config: config_pb2.ConfigProto | None = None  # thread pools of every loaded version
+    batching: BatchingOptions | None = None  # --enable_batching; None: each Predict runs alone
 
 
 def serve(options: ServerOptions, stopped: threading.Event | None = None) -> None:
@@ -54,7 +58,11 @@ def serve(options: ServerOptions, stopped: threading.Event | None = None) -> Non
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda received, frame: stopped.set())
 
-    manager = ModelManager(functools.partial(load_servable, enable_warmup=options.enable_model_warmup))
+    batch_scheduler = None if options.batching is None else BatchScheduler(options.batching)
+    manager = ModelManager(functools.partial(
+        load_servable, enable_warmup=options.enable_model_warmup, session_config=options.session_config,
+        batch_scheduler=batch_scheduler,
+    ))
     source = FileSystemSource(options.models, options.file_system_poll_wait_seconds, manager.set_aspired_versions)
     source.poll()
     source.start()
@@ -83,6 +91,8 @@ def serve(options: ServerOptions, stopped: threading.Event | None = None) -> Non
         if poller is not None:
             poller.stop()
         source.stop()
+        if batch_scheduler is not None:
+            batch_scheduler.stop()
     log.info("Server stopped")
 
 

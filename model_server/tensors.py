@@ -36,12 +36,14 @@ def to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
         raise ValueError(str(error)) from None
 
 
-def to_proto_field(value: tf.Tensor) -> tensor_pb2.TensorProto:
-    """Encode an output tensor the way TF Serving answers a Predict (typed *_val fields)."""
-    field = _VALUE_FIELD.get(value.dtype.as_datatype_enum)
+def to_proto_field(value: np.ndarray) -> tensor_pb2.TensorProto:
+    """Encode an output tensor (as Session.run returns it) the way TF Serving answers a Predict (typed
+    *_val fields)."""
+    dtype = tf.as_dtype(value.dtype).as_datatype_enum
+    field = _VALUE_FIELD.get(dtype)
     if field is None:
         # Rare dtypes (half, complex...) go as tensor_content, which every TensorProto reader accepts.
         return tf.make_tensor_proto(value)
-    proto = tensor_pb2.TensorProto(dtype=value.dtype.as_datatype_enum, tensor_shape=value.shape.as_proto())
-    getattr(proto, field).extend(np.asarray(value).reshape(-1).tolist())
+    proto = tensor_pb2.TensorProto(dtype=dtype, tensor_shape=tf.TensorShape(value.shape).as_proto())
+    getattr(proto, field).extend(value.reshape(-1).tolist())
     return proto

@@ -331,7 +331,7 @@ def test_a_warmup_request_the_model_refuses_fails_the_load(tmp_path):
     ],
 )
 def test_outputs_are_encoded_in_the_typed_field_and_decode_back(value, dtype, field):
-    proto = to_proto_field(tf.constant(value))
+    proto = to_proto_field(value)
     assert proto.dtype == dtype and not proto.tensor_content
     assert len(getattr(proto, field)) == value.size
     np.testing.assert_array_equal(tf.make_ndarray(proto), value)
