@@ -7,6 +7,7 @@ the two model servers are called concurrently.
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -23,11 +24,20 @@ from fusion_service.features.faces.pipeline import FacePipeline, make_detector
 from fusion_service.features.faces.search import StreamFaceSearch
 from fusion_service.features.speech import SpeechDetector
 from fusion_service.fusion import check_weights
-from fusion_service.fusion_methods import DEFAULT_METHOD, EXPLICIT_WEIGHTS_METHOD, METHODS, method_name, method_value
+from fusion_service.fusion_methods import (
+    DEFAULT_METHOD,
+    EXPLICIT_WEIGHTS_METHOD,
+    METHODS,
+    applicable_method,
+    method_name,
+    method_value,
+)
 from fusion_service.metrics import MODALITY_RESULTS, Stage, timed
 from fusion_service.model_client import ModelClient, ModelContract, ModelError
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1.constants import LABELS
+
+log = logging.getLogger(__name__)
 from protos.emotion.v1.uncertainty import (
     DEFAULT_CONFIDENT_ABOVE, DEFAULT_UNCERTAIN_BELOW, confidence, modalities_disagree, uncertainty_reason,
 )
@@ -142,6 +152,7 @@ class Analyzer:
         self._extractor = AudioFeatureExtractor()
         self._speech = SpeechDetector()
         self._faces = FacePipeline(make_detector(face_detector))
+        self._unfitted_versions_logged: dict[str, int] | None = None
 
     async def _in_pool(self, stage: Stage, function, *args, **kwargs):
         """Run CPU work in the pool, timing the work itself: waiting for a thread is not the stage's cost."""
@@ -243,7 +254,8 @@ class Analyzer:
 
     def response(self, audio: Outcome, video: Outcome, options: Options) -> pb.FuseResponse:
         with timed(Stage.FUSION):
-            fused = METHODS[options.method](
+            method = self._applicable_method(options.method, audio, video)
+            fused = METHODS[method](
                 {"audio": audio.probabilities, "video": video.probabilities},
                 {"audio": options.audio_weight, "video": options.video_weight},
             )
@@ -257,10 +269,24 @@ class Analyzer:
                 uncertain_below=self.uncertainty.uncertain_below,
             )
             if fused.probabilities is not None:
-                response.fusion_method = method_value(options.method)
+                response.fusion_method = method_value(method)
                 disagree = modalities_disagree(audio.probabilities, video.probabilities, self.uncertainty.confident_above)
                 set_answer(response, fused.probabilities, disagree)
         return response
+
+    def _applicable_method(self, requested: str, audio: Outcome, video: Outcome) -> str:
+        """The method the answer gets: the learned fusion only for the model versions it was fitted for."""
+        if audio.probabilities is None or video.probabilities is None:
+            return requested  # one modality: every method gives its answer as it is
+        versions = {"audio": audio.version, "video": video.version}
+        method = applicable_method(requested, versions)
+        if method != requested and versions != self._unfitted_versions_logged:
+            self._unfitted_versions_logged = versions
+            log.warning(
+                "%s fusion was fitted for other model versions than those answering (%s): fusing with %s until it "
+                "is refitted (python -m training.fusion_eval)", requested, versions, method,
+            )
+        return method
 
     @staticmethod
     def _modality(outcome: Outcome, model_name: str) -> pb.ModalityResult:

@@ -6,7 +6,9 @@ look-up; a method is offered by being in fusion.FUSION_FUNCTIONS under its Fusio
 
 from __future__ import annotations
 
-from fusion_service.fusion import FUSION_FUNCTIONS
+from collections.abc import Mapping
+
+from fusion_service.fusion import FUSION_FUNCTIONS, MODALITIES, learned_parameters
 from protos.emotion.v1 import emotion_pb2 as pb
 
 # Names are pb.FusionMethod's, in lower case (they are what --fusion-method takes).
@@ -16,6 +18,22 @@ METHODS = FUSION_FUNCTIONS
 DEFAULT_METHOD = "learned_logistic"
 # What a request that sets its own weights and no method gets: the fixed weighted sum it always got.
 EXPLICIT_WEIGHTS_METHOD = "weighted_sum"
+LEARNED_METHOD = "learned_logistic"
+# What the learned fusion gives way to while the models answering are not the versions it was fitted for (its
+# coefficients weigh those models' answers): of the methods that need no fitting, the one that gained over the
+# better single modality on every validation pairing (training/reports/fusion/).
+UNFITTED_FALLBACK = "product_of_experts"
+
+
+def applicable_method(name: str, versions: Mapping[str, int]) -> str:
+    """`name`, unless it is the learned fusion and `versions` (the model version that answered, by modality) are
+    not the ones it was fitted for: then UNFITTED_FALLBACK. Refit it for new models with training.fusion_eval."""
+    if name != LEARNED_METHOD:
+        return name
+    fitted = learned_parameters().fitted_for
+    if all(versions.get(modality) == fitted.get(f"{modality}_model_version") for modality in MODALITIES):
+        return name
+    return UNFITTED_FALLBACK
 
 
 def method_value(name: str) -> int:

@@ -40,8 +40,9 @@ class FakeModelServer(prediction_service_pb2_grpc.PredictionServiceServicer, mod
     Predict calls for scores with UNAVAILABLE before answering again.
     """
 
-    def __init__(self, contract: ModelContract, probabilities: np.ndarray):
+    def __init__(self, contract: ModelContract, probabilities: np.ndarray, version: int = VERSION):
         self.contract = contract
+        self.version = version
         self.probabilities = np.asarray(probabilities, dtype=np.float32)
         self.mode = "answer"
         self.unavailable_next = 0
@@ -73,7 +74,7 @@ class FakeModelServer(prediction_service_pb2_grpc.PredictionServiceServicer, mod
     async def GetModelStatus(self, request, context):
         await self._refuse_if_unavailable(context)
         status = get_model_status_pb2.ModelVersionStatus(
-            version=VERSION, state=get_model_status_pb2.ModelVersionStatus.AVAILABLE
+            version=self.version, state=get_model_status_pb2.ModelVersionStatus.AVAILABLE
         )
         return get_model_status_pb2.GetModelStatusResponse(model_version_status=[status])
 
@@ -96,7 +97,7 @@ class FakeModelServer(prediction_service_pb2_grpc.PredictionServiceServicer, mod
         c = self.contract
         rows = request.inputs[c.input_key].tensor_shape.dim[0].size
         response = predict_pb2.PredictResponse(model_spec=request.model_spec)
-        response.model_spec.version.value = VERSION
+        response.model_spec.version.value = self.version
         if c.labels_key in request.output_filter:
             response.outputs[c.labels_key].CopyFrom(to_tensor_proto(np.array([list(LABELS)] * rows, dtype=object)))
             return response

@@ -15,6 +15,7 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fusion_service.analysis import audio_contract, video_contract
+from fusion_service.fusion import learned_parameters
 from fusion_service.config import Settings
 from fusion_service.server import FusionService
 from protos.emotion.v1 import emotion_pb2 as pb
@@ -85,8 +86,10 @@ async def wait_until(condition: Callable, what: str, timeout_s: float = WAIT_S) 
 async def running_service(video_mode: str = "answer", **settings: object) -> AsyncIterator[Running]:
     """FusionService on a free port with the fakes answering (the video one in `video_mode` from the
     start); `settings` override Settings' defaults."""
-    audio = FakeModelServer(audio_contract("audio"), SAD)
-    video = FakeModelServer(video_contract("video"), HAPPY)
+    # The model versions the learned fusion was fitted for, as a real stack serves them.
+    fitted = learned_parameters().fitted_for
+    audio = FakeModelServer(audio_contract("audio"), SAD, version=fitted["audio_model_version"])
+    video = FakeModelServer(video_contract("video"), HAPPY, version=fitted["video_model_version"])
     video.mode = video_mode
     await audio.start()
     await video.start()

@@ -10,8 +10,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from fusion_service.analysis import Options, resolve_options
 from fusion_service.decoding import InvalidInput
-from fusion_service.fusion import product_of_experts
-from fusion_service.fusion_methods import METHODS
+from fusion_service.fusion import learned_parameters, product_of_experts
+from fusion_service.fusion_methods import METHODS, applicable_method
 from fusion_service.server import SERVING
 from protos.emotion.v1 import emotion_pb2 as pb
 from tests.service.harness import good_request, running_service
@@ -87,13 +87,17 @@ def test_a_method_the_service_does_not_know_is_refused_naming_those_it_offers():
         resolve_options(pb.FusionOptions(method=99), DEFAULTS)
 
 
-def fuse(request: pb.FuseRequest, voice: np.ndarray | None = None, **settings) -> pb.FuseResponse:
-    """One Fuse call; the fake voice model answers `voice` instead of its sure sad when given."""
+def fuse(request: pb.FuseRequest, voice: np.ndarray | None = None, video_version: int | None = None,
+         **settings) -> pb.FuseResponse:
+    """One Fuse call; the fake voice model answers `voice` instead of its sure sad when given, the fake face model
+    says it is `video_version` when given."""
 
     async def run():
         async with running_service(**settings) as running:
             if voice is not None:
                 running.audio.probabilities = voice.astype(np.float32)
+            if video_version is not None:
+                running.video.version = video_version
             await running.wait_health(SERVING)
             return await running.stub.Fuse(request, timeout=60)
 
@@ -117,6 +121,17 @@ def test_a_request_without_method_or_weights_gets_the_learned_fusion_the_validat
     reply = fuse(good_request())
     assert reply.fusion_method == pb.LEARNED_LOGISTIC
     assert reply.audio_weight + reply.video_weight == pytest.approx(1.0)
+
+
+def test_the_learned_fusion_gives_way_to_the_product_of_experts_for_model_versions_it_was_not_fitted_for():
+    """Its coefficients weigh the answers of the models it was fitted for; a newer face model may be surer or
+    less sure, and would be weighed wrongly until the fusion is refitted."""
+    unfitted = learned_parameters().fitted_for["video_model_version"] + 1
+    reply = fuse(good_request(), video_version=unfitted)
+    assert reply.fusion_method == pb.PRODUCT_OF_EXPERTS
+    assert reply.video.model_version == unfitted
+    assert applicable_method("learned_logistic", {"audio": 3, "video": unfitted}) == "product_of_experts"
+    assert applicable_method("weighted_sum", {"audio": 3, "video": unfitted}) == "weighted_sum"
 
 
 def test_a_request_naming_a_method_is_fused_by_it_and_told_so():
