@@ -28,6 +28,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from bench.machine import cpu_seconds, rss_mb  # noqa: E402
 from bench.stats import summarise  # noqa: E402
 from fusion_service.features.audio import N_FEATURES, N_FRAMES  # noqa: E402
 from fusion_service.features.faces.crop import FACE_SIZE  # noqa: E402
@@ -55,12 +56,7 @@ class Concurrent:
     latency_p50_ms: float
     latency_p99_ms: float
     server_cpu_ms_per_predict: float
-
-
-def _process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (its threads included), from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    client_cpu_ms_per_predict: float  # this process: when it nears 1000 / predicts_per_s, the callers are the limit
 
 
 def _batch(model: str, size: int, seed: int = 0) -> np.ndarray:
@@ -72,12 +68,12 @@ async def _sequential(client: ModelClient, batch: np.ndarray, runs: int, pid: in
     for _ in range(20):
         await client.predict(batch)
     durations = []
-    cpu_before = _process_cpu_s(pid)
+    cpu_before = cpu_seconds(pid)
     for _ in range(runs):
         start = time.perf_counter()
         await client.predict(batch)
         durations.append((time.perf_counter() - start) * 1000.0)
-    cpu_ms = (_process_cpu_s(pid) - cpu_before) * 1000.0 / runs
+    cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000.0 / runs
     return {**summarise(durations).as_dict(), "server_cpu_ms_per_predict": round(cpu_ms, 3)}
 
 
@@ -93,14 +89,16 @@ async def _concurrent(client: ModelClient, model: str, callers: int, calls_each:
 
     await asyncio.gather(*(caller() for _ in range(callers)))  # warm-up: connections, batch sizes seen once
     durations.clear()
-    cpu_before, started = _process_cpu_s(pid), time.perf_counter()
+    cpu_before, client_cpu_before, started = cpu_seconds(pid), time.process_time(), time.perf_counter()
     await asyncio.gather(*(caller() for _ in range(callers)))
-    elapsed, cpu_s = time.perf_counter() - started, _process_cpu_s(pid) - cpu_before
+    elapsed, cpu_s = time.perf_counter() - started, cpu_seconds(pid) - cpu_before
+    client_cpu_s = time.process_time() - client_cpu_before
     summary = summarise(durations)
     return Concurrent(
         model=model, callers=callers, calls=len(durations), predicts_per_s=round(len(durations) / elapsed, 1),
         latency_p50_ms=round(summary.median, 3), latency_p99_ms=round(summary.p99, 3),
         server_cpu_ms_per_predict=round(cpu_s * 1000.0 / len(durations), 3),
+        client_cpu_ms_per_predict=round(client_cpu_s * 1000.0 / len(durations), 3),
     )
 
 
@@ -108,7 +106,9 @@ async def _measure(target: str, server: subprocess.Popen, args: argparse.Namespa
     pid = server.pid
     clients = {name: ModelClient(target, CONTRACTS[name], TIMEOUT_S) for name in MODEL_NAMES}
     try:
+        started = time.monotonic()
         await _wait_ready(clients.values(), server)
+        ready_s = time.monotonic() - started
         sequential = {
             f"{name}_batch{size}": await _sequential(clients[name], _batch(name, size), args.runs, pid)
             for name in MODEL_NAMES for size in args.batch_sizes
@@ -120,7 +120,10 @@ async def _measure(target: str, server: subprocess.Popen, args: argparse.Namespa
     finally:
         for client in clients.values():
             await client.close()
-    return {"sequential_ms": sequential, "concurrent": concurrent}
+    return {
+        "ready_s": round(ready_s, 2), "server_rss_mb": round(rss_mb(pid), 1),
+        "sequential_ms": sequential, "concurrent": concurrent,
+    }
 
 
 async def _wait_ready(clients, server: subprocess.Popen) -> None:
