@@ -1,5 +1,6 @@
 """Development model server: TensorFlow Serving's gRPC API over model_repository/, for machines without TF Serving.
 
 Modelled on TF Serving's own split: source (finds versions on disk), loader (one loaded version),
-manager (which versions serve), servicer (the gRPC services), server (start-up and shut-down).
+manager (which versions serve), batching (--enable_batching), servicer (the gRPC services), server
+(start-up and shut-down).
 """
