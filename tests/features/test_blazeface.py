@@ -1,16 +1,19 @@
-"""BlazeFace: anchors, decoding back to the image's pixels, suppression, and a clear error without its file."""
+"""BlazeFace: anchors, decoding back to the image's pixels, suppression, the passes of its search, and a clear error
+without its file."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
+from skimage import data
 
 from fusion_service.features.faces import models
 from fusion_service.features.faces.blazeface import FULL_RANGE, BlazeFaceDetector, anchor_centres, weighted_nms
+from fusion_service.features.faces.boxes import Box
 from fusion_service.features.faces.gray import to_gray
 from fusion_service.features.faces.haar import HaarFaceDetector
-from testkit.media import face_photo
+from testkit.media import face_photo, small_face_frame
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +101,7 @@ def test_without_its_network_file_the_error_says_how_to_reinstall_or_what_to_use
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"min_score": 1.0}, "min_score"), ({"nms_iou": 0.0}, "nms_iou"), ({"smallest_face": 0}, "smallest_face"),
     ({"smallest_face_fraction": 1.0}, "smallest_face_fraction"), ({"reliable_face": 200}, "reliable_face"),
+    ({"scale_step": 1.0}, "scale_step"), ({"min_presence": 1.0}, "min_presence"),
 ])
 def test_bad_settings_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -116,19 +120,52 @@ def test_the_roll_follows_a_turned_face(detector, turn):
     assert np.sign(moved) == np.sign(turn) and 0.4 * abs(turn) <= abs(moved) <= 1.5 * abs(turn)
 
 
-def test_the_finer_pass_runs_only_where_the_first_finds_no_face_unless_every_scale_is_asked():
-    from fusion_service.features.faces import blazeface
+class CountingFinerPasses(BlazeFaceDetector):
+    """The default detector, counting the passes finer than the first (the costly ones)."""
 
-    calls: list[str] = []
+    def __init__(self, **settings) -> None:
+        super().__init__(**settings)
+        self.finer_passes = 0
 
-    class Counting(blazeface.BlazeFaceDetector):
-        def _scaled(self, rgb, scale):
-            calls.append("fine")
-            return super()._scaled(rgb, scale)
+    def _scaled(self, rgb, scale):
+        self.finer_passes += 1
+        return super()._scaled(rgb, scale)
 
+
+def test_the_finer_passes_run_only_where_the_coarser_ones_find_no_face_unless_every_scale_is_asked():
     near = cv2.resize(face_photo(), (640, 640))[:480]  # a face at the screen: the first pass finds it
-    assert Counting().detect(near) and calls == []
-    assert Counting(every_scale=True).detect(near) and calls == ["fine"]
-    calls.clear()
-    Counting().detect(np.full((480, 640, 3), 90, np.uint8))  # nothing near: the finer pass looks for far faces
-    assert calls == ["fine"]
+    default, every = CountingFinerPasses(), CountingFinerPasses(every_scale=True)
+    assert default.detect(near) and default.finer_passes == 0
+    assert every.detect(near) and every.finer_passes == len(every.scales(480, 640)) - 1
+    default.detect(np.full((480, 640, 3), 90, np.uint8))  # nothing near: the finer passes look for far faces
+    assert default.finer_passes == len(default.scales(480, 640)) - 1
+
+
+def test_a_false_face_of_the_first_pass_does_not_stop_the_search_for_a_small_real_one():
+    """The cat's face is found by the first pass and rejected by FaceMesh: the finer passes must still run."""
+    frame = cv2.resize(cv2.cvtColor(data.chelsea(), cv2.COLOR_RGB2BGR), (640, 480), interpolation=cv2.INTER_AREA)
+    assert BlazeFaceDetector(confirm=False, multi_scale=False).detect(frame) != []  # the cat, to the first pass
+    head, (x, y, side, _) = small_face_frame(50, (640, 480), (40, 380))
+    frame[y - side // 2 : 480, : x + side + side // 2] = head[y - side // 2 : 480, : x + side + side // 2]
+    (found,) = BlazeFaceDetector().detect(frame)
+    assert found.overlap(Box(x, y, side, side)) > 0.5
+
+
+@pytest.mark.parametrize(("frame", "passes"), [((480, 640), 2), ((720, 1280), 3), ((1080, 1920), 3), ((120, 120), 1)])
+def test_the_passes_go_from_the_whole_frame_to_the_smallest_face_searched(frame, passes):
+    detector = BlazeFaceDetector()
+    height, width = frame
+    scales = detector.scales(height, width)
+    assert len(scales) == passes
+    assert scales[0] == pytest.approx(detector.model.input_size / max(height, width))  # the whole frame, letterboxed
+    assert scales == sorted(scales)
+    if passes > 1:  # the finest: the smallest face searched for is reliable_face px to the network
+        assert scales[-1] * detector.smallest_searched(width) == pytest.approx(detector.reliable_face)
+    assert all(finer / coarser <= detector.scale_step * 1.001 for coarser, finer in zip(scales[1:], scales[2:]))
+
+
+def test_the_smallest_face_searched_is_in_pixels_up_to_a_share_of_large_frames():
+    """40 px faces at 1280x720 are searched for (3% of the width); at 1920x1080 the share keeps the cost bounded."""
+    detector = BlazeFaceDetector()
+    assert detector.smallest_searched(640) == detector.smallest_searched(1280) == detector.smallest_face
+    assert detector.smallest_searched(1920) == pytest.approx(detector.smallest_face_fraction * 1920)

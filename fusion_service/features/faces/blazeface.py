@@ -24,11 +24,12 @@ import cv2
 import numpy as np
 
 from fusion_service.features.faces.boxes import Box, Framing, intersection_over_union
-from fusion_service.features.faces.mesh import FaceMesh
+from fusion_service.features.faces.mesh import MIN_PRESENCE, FaceMesh
 from fusion_service.features.faces.models import network_file
 from fusion_service.features.faces.network import TfliteNetwork
 
 _INPUT_MULTIPLE = 16  # the coarsest stride: an input side must be a multiple of it
+LARGEST_FACE_IN_INPUT = 1.0
 
 
 # Measured by training/calibrate_face_margin.py --detector blazeface (two-scale search): its boxes are tighter than
@@ -88,9 +89,11 @@ class BlazeFaceDetector:
         model: BlazeFaceModel = SHORT_RANGE,
         min_score: float = 0.5,
         nms_iou: float = 0.3,
-        smallest_face: int = 32,
-        smallest_face_fraction: float = 0.05,
-        reliable_face: int = 20,
+        smallest_face: int = 40,
+        smallest_face_fraction: float = 0.03,
+        reliable_face: int = 26,
+        scale_step: float = 3.0,
+        min_presence: float = MIN_PRESENCE,
         multi_scale: bool = True,
         every_scale: bool = False,
         confirm: bool = True,
@@ -106,6 +109,10 @@ class BlazeFaceDetector:
             raise ValueError(f"smallest_face_fraction must be in [0, 1), got {smallest_face_fraction}")
         if not 0 < reliable_face <= model.input_size:
             raise ValueError(f"reliable_face must be between 1 and {model.input_size} px, got {reliable_face}")
+        if scale_step <= 1.0:
+            raise ValueError(f"scale_step must be above 1, got {scale_step}")
+        if not 0.0 <= min_presence < 1.0:
+            raise ValueError(f"min_presence must be in [0, 1), got {min_presence}")
         self._network = TfliteNetwork(Path(model_path) if model_path is not None else network_file(model.file))
         self._anchors: dict[tuple[int, int], np.ndarray] = {}
         self.model = model
@@ -113,7 +120,8 @@ class BlazeFaceDetector:
         self._logit_threshold = float(np.log(min_score / (1.0 - min_score)))
         self.min_score, self.nms_iou = min_score, nms_iou
         self.smallest_face, self.smallest_face_fraction = smallest_face, smallest_face_fraction
-        self.reliable_face = reliable_face
+        self.reliable_face, self.scale_step = reliable_face, scale_step
+        self.min_presence = min_presence
         self.multi_scale = multi_scale and model.any_input_size
         self.every_scale = every_scale
         self._mesh = FaceMesh() if confirm else None
@@ -122,29 +130,42 @@ class BlazeFaceDetector:
         """The narrowest face, in pixels, searched for in a frame of this width."""
         return max(float(self.smallest_face), self.smallest_face_fraction * width)
 
+    def scales(self, height: int, width: int) -> list[float]:
+        """The passes' scales, coarsest first: the whole frame letterboxed into the network's input, then finer
+        passes `scale_step` apart down to the one where the smallest face searched is `reliable_face` px."""
+        coarsest = self.model.input_size / max(height, width)
+        finest = min(1.0, self.reliable_face / self.smallest_searched(width))
+        if not self.multi_scale or finest <= coarsest:
+            return [coarsest]
+        finer = [finest]
+        while finer[-1] / self.scale_step > coarsest * np.sqrt(self.scale_step):
+            finer.append(finer[-1] / self.scale_step)
+        return [coarsest] + finer[::-1]
+
     def detect(self, image: np.ndarray, *, confirm: bool = True) -> list[Box]:
         """Faces in a uint8 gray or BGR image, in its pixel coordinates, largest first. `confirm=False` skips the
         face-presence check for this call (a close look around a face already confirmed: search.py)."""
         rgb = _as_rgb(image)
-        boxes = self._find(rgb)
+        height, width = rgb.shape[:2]
+        smallest = self.smallest_searched(width)
+        scales = self.scales(height, width)
+        rows = []
+        for index, scale in enumerate(scales):
+            if index == 0:
+                rows.append(self._letterboxed(rgb, scale))
+            else:
+                rows.append(self._scaled(rgb, scale))
+            if index < len(scales) - 1 and self.every_scale:
+                continue
+            faces = self._confirmed(rgb, self._merged(rows, height, width, smallest), confirm)
+            if faces or index == len(scales) - 1:
+                return faces
+        return []
+
+    def _confirmed(self, rgb: np.ndarray, boxes: list[Box], confirm: bool) -> list[Box]:
         if self._mesh is None or not confirm:
             return boxes
-        return [box for box in boxes if self._mesh.look(rgb, box).is_face]
-
-    def _find(self, rgb: np.ndarray) -> list[Box]:
-        height, width = rgb.shape[:2]
-        size = self.model.input_size
-        rows = [self._letterboxed(rgb, size / max(height, width))]
-        smallest = self.smallest_searched(width)
-        fine_scale = self.reliable_face / smallest
-        if not (self.multi_scale and fine_scale * max(height, width) > size):
-            return self._merged(rows, height, width, smallest)
-        if not self.every_scale:
-            boxes = self._merged(rows, height, width, smallest)
-            if boxes:
-                return boxes
-        rows.append(self._scaled(rgb, min(fine_scale, 1.0)))
-        return self._merged(rows, height, width, smallest)
+        return [box for box in boxes if self._mesh.look(rgb, box).presence >= self.min_presence]
 
     def _merged(self, rows: list[np.ndarray], height: int, width: int, smallest: float) -> list[Box]:
         """The passes' detections merged into boxes, largest first."""
@@ -167,10 +188,12 @@ class BlazeFaceDetector:
         return self._run(small, (size, size), (pad_x, pad_y), scale)
 
     def _scaled(self, rgb: np.ndarray, scale: float) -> np.ndarray:
-        """The frame scaled by `scale`, padded on the right and bottom to a size the network takes."""
+        """The frame scaled by `scale`, padded on the right and bottom to a size the network takes; faces wider
+        than LARGEST_FACE_IN_INPUT of the network's input are left to a coarser pass."""
         small = _resized(rgb, scale)
         padded = tuple(-(-side // _INPUT_MULTIPLE) * _INPUT_MULTIPLE for side in small.shape[:2])
-        return self._run(small, padded, (0, 0), scale)
+        rows = self._run(small, padded, (0, 0), scale)
+        return rows[(rows[:, 2] - rows[:, 0]) * scale <= LARGEST_FACE_IN_INPUT * self.model.input_size]
 
     def _run(self, small: np.ndarray, input_shape: tuple[int, int], offset: tuple[int, int], scale: float) -> np.ndarray:
         """Decoded detections [n, 9] (x0, y0, x1, y1, both eyes' x and y, score) in the frame's pixels."""

@@ -23,7 +23,7 @@ from fusion_service.features.faces.network import TfliteNetwork
 NETWORK_FILE = "face_landmark.tflite"
 INPUT_SIZE = 192
 CROP_SIDE = 1.5  # the square given to the network, in sides of the detector's box: the framing FaceMesh expects
-MIN_PRESENCE = 0.1  # between the benchmark's false (<= 0.06) and real faces (>= 0.15)
+MIN_PRESENCE = 0.5  # see the module's docstring
 
 
 @dataclass(frozen=True)
