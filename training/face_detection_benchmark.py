@@ -322,9 +322,12 @@ class GrayInput:
 
 def detectors() -> dict[str, Callable[[], FaceDetector]]:
     return {
-        "blazeface (short range, two scales, colour, confirmed by FaceMesh)": lambda: make_detector("blazeface"),
-        "short range, two scales, colour, not confirmed": lambda: BlazeFaceDetector(confirm=False),
-        "short range, one pass, gray (before)": lambda: GrayInput(BlazeFaceDetector(multi_scale=False, confirm=False)),
+        "blazeface (short range, whole frame down to 40 px faces, confirmed by FaceMesh)": lambda: make_detector("blazeface"),
+        "blazeface-every-scale (every pass always)": lambda: make_detector("blazeface-every-scale"),
+        "short range, whole frame down to 40 px faces, not confirmed": lambda: BlazeFaceDetector(confirm=False),
+        "short range, earlier settings (32 px or 5% of the width at 20 px, presence >= 0.1)": lambda: BlazeFaceDetector(
+            smallest_face=32, smallest_face_fraction=0.05, reliable_face=20, min_presence=0.1),
+        "short range, one pass, gray (before issue 14)": lambda: GrayInput(BlazeFaceDetector(multi_scale=False, confirm=False)),
         "short range, one pass, colour": lambda: BlazeFaceDetector(multi_scale=False, confirm=False),
         "full range, one pass, colour": lambda: BlazeFaceDetector(model=FULL_RANGE, confirm=False),
         "haar": lambda: make_detector("haar"),
@@ -370,11 +373,12 @@ def plot(results: dict[str, dict[tuple[int, int], Tally]], path: Path) -> None:
 
     figure, axes = plt.subplots(1, len(FRAME_SIZES), figsize=(6 * len(FRAME_SIZES), 4.5), sharey=True)
     centres = [(low + min(high, 400)) / 2 for low, high in WIDTH_BUCKETS]
+    searched = BlazeFaceDetector(confirm=False)
     for axis, size in zip(axes, FRAME_SIZES):
         for name, per_size in results.items():
             tally = per_size[size]
             axis.plot(centres, tally.found / np.maximum(tally.faces, 1), marker="o", label=name)
-        axis.axvline(max(32, 0.05 * size[0]), color="gray", linestyle=":", label="smallest face searched for")
+        axis.axvline(searched.smallest_searched(size[0]), color="gray", linestyle=":", label="smallest face searched for")
         axis.set_xscale("log")
         axis.set_xticks(centres, [bucket_name(*b) for b in WIDTH_BUCKETS], rotation=30)
         axis.minorticks_off()

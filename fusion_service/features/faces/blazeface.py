@@ -1,14 +1,17 @@
 """MediaPipe's BlazeFace, run by LiteRT (network.py): the short-range network (the default) searched over a scale
-pyramid so that it finds faces from 5% of the frame's width up to the whole frame, and the full-range network.
+pyramid so that it finds faces from 40 px (3% of the width in larger frames) up to the whole frame, and the
+full-range network.
 
 The network files are MediaPipe's (Apache 2.0), shipped with this package (fusion_service/features/faces/models/).
 
-Why a pyramid of the short-range network: on its own 128x128 input it finds faces from about 20 px, so over a
-whole 640x480 frame only faces wider than about 100 px. Its layers are all convolutions, so OpenCV runs it on
-an input of any size (a multiple of 16): one more pass over the frame scaled so the smallest face wanted is
-20 px reaches the small faces, at a cost fixed by that scale and not by the frame's size. The full-range
-network (192x192, "up to 5 m") is run on its own input size only; it needs faces of about 12% of its input
-and costs about five short-range passes (training/reports/video/face_detection.md).
+Why a pyramid of the short-range network: its layers are all convolutions, so it runs on an input of any size
+(a multiple of 16), but it finds a face reliably only while the face is about 26-128 px of its input (on the
+detection benchmark's faces, at MediaPipe's score threshold: half of them at 20 px, 90% from 32 px, few above
+its own input). So the frame is searched at several scales, each `scale_step` from the next, from the whole
+frame letterboxed into 128x128 down to the scale that makes the smallest face searched 26 px; each pass keeps
+the faces of its band. The finest pass costs most (its input has the most pixels). The full-range network
+(192x192, "up to 5 m") is run on its own input size only; it finds fewer faces than the pyramid
+(training/reports/video/face_detection.md).
 
 Decoding follows MediaPipe's graphs: SSD anchors at the centres of the output cells (short range: strides 8
 and 16 with 2 and 6 anchors per cell; full range: stride 4, one), boxes and six keypoints in input pixels
@@ -29,7 +32,6 @@ from fusion_service.features.faces.models import network_file
 from fusion_service.features.faces.network import TfliteNetwork
 
 _INPUT_MULTIPLE = 16  # the coarsest stride: an input side must be a multiple of it
-LARGEST_FACE_IN_INPUT = 1.0
 
 
 # Measured by training/calibrate_face_margin.py --detector blazeface (two-scale search): its boxes are tighter than
@@ -69,18 +71,19 @@ def anchor_centres(
 class BlazeFaceDetector:
     """FaceDetector (see fusion_service.features.faces.boxes) on MediaPipe's BlazeFace.
 
-    The whole frame is seen once letterboxed into the network's own input (large faces) and, where that does not
-    reach `smallest_face` (pixels, or `smallest_face_fraction` of the frame's width, whichever is larger), once
-    more scaled so that such a face is `reliable_face` input pixels wide (`multi_scale`; the short-range network
-    only). The second, finer pass costs about seven times the first, so by default it runs only when the first
-    finds no face (a person alone at a distance is found, a person at the screen costs one pass); with
-    `every_scale` it always runs, also finding small faces beside a large one (several people at different
-    distances). Boxes smaller than half the smallest face searched for are dropped, and so are those merged from fewer
-    anchors than the model's `min_support` (short range: false faces in the benchmark's and the tests' frames came
-    from one or two anchors scoring about 0.5, real faces of every size from four or more; the full-range model
-    has one anchor per cell and gives a face two or three). With `confirm`, a detection is kept only if
-    MediaPipe's face-landmark network says it shows a face (mesh.py). min_score 0.5 and nms_iou 0.3 are MediaPipe's
-    own settings.
+    The passes (`scales`, with `multi_scale`; the short-range network only) go from the whole frame letterboxed
+    into the network's input to the frame scaled so that `smallest_face` (pixels, or `smallest_face_fraction` of
+    the width where that is larger: the share keeps the cost of full-HD frames bounded) is `reliable_face` px.
+    Passes run coarsest first, and by default the search stops at the first pass that gives a confirmed face: a
+    person at the screen costs one small pass, a person alone at a distance is still found. With `every_scale`
+    every pass always runs, also finding small faces beside a large one (several people at different
+    distances). Boxes smaller than half the smallest face searched for are dropped, and so are those merged from
+    fewer anchors than the model's `min_support` (short range: false faces in the benchmark's and the tests'
+    frames came from one or two anchors scoring about 0.5, real faces of every size from four or more; the
+    full-range model has one anchor per cell and gives a face two or three). With `confirm`, a detection is kept
+    only if MediaPipe's face-landmark network gives it a face-presence score of `min_presence` (mesh.py).
+    min_score 0.5 and nms_iou 0.3 are MediaPipe's own settings; the other defaults were chosen on the detection
+    benchmark (training/reports/video/face_detection_settings.md).
     """
 
     def __init__(
@@ -138,6 +141,7 @@ class BlazeFaceDetector:
         if not self.multi_scale or finest <= coarsest:
             return [coarsest]
         finer = [finest]
+        # A pass less than sqrt(scale_step) finer than the whole frame's adds little to that one.
         while finer[-1] / self.scale_step > coarsest * np.sqrt(self.scale_step):
             finer.append(finer[-1] / self.scale_step)
         return [coarsest] + finer[::-1]
@@ -149,20 +153,18 @@ class BlazeFaceDetector:
         height, width = rgb.shape[:2]
         smallest = self.smallest_searched(width)
         scales = self.scales(height, width)
-        rows = []
+        rows: list[np.ndarray] = []
+        faces: list[Box] = []
         for index, scale in enumerate(scales):
-            if index == 0:
-                rows.append(self._letterboxed(rgb, scale))
-            else:
-                rows.append(self._scaled(rgb, scale))
-            if index < len(scales) - 1 and self.every_scale:
-                continue
-            faces = self._confirmed(rgb, self._merged(rows, height, width, smallest), confirm)
-            if faces or index == len(scales) - 1:
-                return faces
-        return []
+            rows.append(self._letterboxed(rgb, scale) if index == 0 else self._scaled(rgb, scale))
+            if index == len(scales) - 1 or not self.every_scale:
+                faces = self._confirmed(rgb, self._merged(rows, height, width, smallest), confirm)
+                if faces:
+                    break
+        return faces
 
     def _confirmed(self, rgb: np.ndarray, boxes: list[Box], confirm: bool) -> list[Box]:
+        """The boxes FaceMesh says show a face (all of them without `confirm`)."""
         if self._mesh is None or not confirm:
             return boxes
         return [box for box in boxes if self._mesh.look(rgb, box).presence >= self.min_presence]
@@ -189,11 +191,11 @@ class BlazeFaceDetector:
 
     def _scaled(self, rgb: np.ndarray, scale: float) -> np.ndarray:
         """The frame scaled by `scale`, padded on the right and bottom to a size the network takes; faces wider
-        than LARGEST_FACE_IN_INPUT of the network's input are left to a coarser pass."""
+        than the network's own input are left to a coarser pass, which sees them whole."""
         small = _resized(rgb, scale)
         padded = tuple(-(-side // _INPUT_MULTIPLE) * _INPUT_MULTIPLE for side in small.shape[:2])
         rows = self._run(small, padded, (0, 0), scale)
-        return rows[(rows[:, 2] - rows[:, 0]) * scale <= LARGEST_FACE_IN_INPUT * self.model.input_size]
+        return rows[(rows[:, 2] - rows[:, 0]) * scale <= self.model.input_size]
 
     def _run(self, small: np.ndarray, input_shape: tuple[int, int], offset: tuple[int, int], scale: float) -> np.ndarray:
         """Decoded detections [n, 9] (x0, y0, x1, y1, both eyes' x and y, score) in the frame's pixels."""

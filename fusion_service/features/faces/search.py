@@ -1,7 +1,7 @@
 """Where a live stream looks for faces: around the faces of its last frame first, and over the whole frame at
 intervals or when a face is lost.
 
-Searching a whole frame for faces down to 5% of its width costs the detector's finest pass over all of it; a face
+Searching a whole frame for faces down to 40 px costs the detector's finest pass over all of it; a face
 in a stream moves little from one result to the next. So each frame is searched in a square around each face
 of the last one, scaled so that the face is REGION_FACE_WIDTH px wide: one small pass whatever the frame's size,
 and a small face in a large frame is seen larger than by the whole-frame search. The whole frame is searched
