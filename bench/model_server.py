@@ -33,7 +33,9 @@ from bench.stats import summarise  # noqa: E402
 from fusion_service.features.audio import N_FEATURES, N_FRAMES  # noqa: E402
 from fusion_service.features.faces.crop import FACE_SIZE  # noqa: E402
 from fusion_service.model_client import ModelClient, ModelContract  # noqa: E402
-from scripts.local_stack import MODEL_NAMES, ROOT, free_port, model_config_text, multi_model_server_command  # noqa: E402
+from scripts.local_stack import (  # noqa: E402
+    MODEL_NAMES, ROOT, free_port, model_config_text, multi_model_server_command,
+)
 
 TIMEOUT_S = 30.0
 START_TIMEOUT_S = 180.0

@@ -74,7 +74,9 @@ def measure(repository: Path, name: str, batch_sizes: list[int], runs: int, sess
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.model_server_batch_sizes", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.model_server_batch_sizes", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--repository", type=Path, default=ROOT / "model_repository")
     parser.add_argument("--models", nargs="+", default=["video", "audio"])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 2, 4, 8, 16])
@@ -82,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write the figures here as JSON")
     args = parser.parse_args(argv)
     session_config = configure_threads(1, 1)
-    rows = [row for name in args.models for row in measure(args.repository, name, args.batch_sizes, args.runs, session_config)]
+    rows = [
+        row for name in args.models
+        for row in measure(args.repository, name, args.batch_sizes, args.runs, session_config)
+    ]
     results = {"load_average": [round(x, 2) for x in os.getloadavg()], "rows": rows}
     print(json.dumps(results, indent=2))
     if args.out:

@@ -278,7 +278,9 @@ def test_a_batched_model_answers_each_request_as_it_would_alone(tmp_path, schedu
 def test_server_with_batching_flags_answers_concurrent_predicts(tmp_path):
     export_dir = write_model(tmp_path / "video", "video", 1)
     parameters = tmp_path / "batching.config"
-    parameters.write_text("max_batch_size { value: 4 }\nbatch_timeout_micros { value: 5000 }\nnum_batch_threads { value: 1 }\n")
+    parameters.write_text(
+        "max_batch_size { value: 4 }\nbatch_timeout_micros { value: 5000 }\nnum_batch_threads { value: 1 }\n"
+    )
     flags = ["--model_name=video", f"--model_base_path={tmp_path / 'video'}", "--enable_batching",
              f"--batching_parameters_file={parameters}"]
     batches = [sample_input("video", 1, seed=seed) for seed in range(12)]
