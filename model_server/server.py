@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import signal
 import threading
 from collections.abc import Sequence
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 # tensorflow_model_server accepts messages of any size (SetMaxMessageSize(INT_MAX)).
 _UNLIMITED_MESSAGES = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
 _SHUTDOWN_GRACE_SECONDS = 5.0
+# TF Serving's ServerCore::Options::num_initial_load_threads: the models it starts with load side by side.
+_INITIAL_LOAD_THREADS = 4 * (os.cpu_count() or 1)
 
 
 class StartupError(RuntimeError):
@@ -64,7 +67,7 @@ def serve(options: ServerOptions, stopped: threading.Event | None = None) -> Non
         batch_scheduler=batch_scheduler,
     ))
     source = FileSystemSource(options.models, options.file_system_poll_wait_seconds, manager.set_aspired_versions)
-    source.poll()
+    source.poll(threads=_INITIAL_LOAD_THREADS)
     source.start()
     poller = None
     if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:

@@ -12,6 +12,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,11 +71,17 @@ class FileSystemSource:
                 self._last_seen.pop((name, "missing"), None)
                 self._on_aspired(name, [])
 
-    def poll(self) -> None:
-        """Look at disk once and report each model's versions to serve."""
+    def poll(self, threads: int = 1) -> None:
+        """Look at disk once and report each model's versions to serve; with `threads` > 1 the models are
+        reported (and so loaded) side by side, as TF Serving loads the models it starts with."""
         with self._lock:
-            for model in self._models:
-                self._poll_model(model)
+            if threads <= 1 or len(self._models) <= 1:
+                for model in self._models:
+                    self._poll_model(model)
+                return
+            with ThreadPoolExecutor(min(threads, len(self._models)), thread_name_prefix="initial-load") as pool:
+                for polled in [pool.submit(self._poll_model, model) for model in self._models]:
+                    polled.result()
 
     def _poll_model(self, model: ModelConfig) -> None:
         try:

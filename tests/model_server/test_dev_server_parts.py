@@ -80,6 +80,22 @@ def test_source_reports_the_versions_the_policy_picks(tmp_path, policy, aspired)
     assert reports == [aspired]
 
 
+def test_source_reports_the_models_side_by_side_when_given_threads(tmp_path):
+    # At start-up every model loads at once, as in TF Serving: each report waits here for the other's.
+    both_reported = threading.Barrier(2, timeout=10)
+    reports = []
+
+    def report(name, versions):
+        both_reported.wait()
+        reports.append(name)
+
+    for name in ("audio", "video"):
+        make_version_dir(tmp_path / name, "1")
+    source = FileSystemSource([ModelConfig(name, str(tmp_path / name)) for name in ("audio", "video")], 1, report)
+    source.poll(threads=2)
+    assert sorted(reports) == ["audio", "video"]
+
+
 def test_source_unloads_a_model_dropped_from_the_configuration(tmp_path):
     make_version_dir(tmp_path / "audio", "1")
     make_version_dir(tmp_path / "video", "1")
