@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow_serving.apis import model_pb2, predict_pb2  # noqa: E402
 
-from model_server.loader import DEFAULT_SIGNATURE, configure_threads, load_servable  # noqa: E402
+from model_server.loader import DEFAULT_SIGNATURE, configure_threads, load_servable, session_config  # noqa: E402
 from model_server.source import find_versions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,9 +49,9 @@ def _median_ms(calls: dict[str, Callable[[], object]], runs: int) -> dict[str, f
     return {name: statistics.median(values) for name, values in durations.items()}
 
 
-def measure(repository: Path, name: str, batch_sizes: list[int], runs: int, session_config) -> list[dict]:
+def measure(repository: Path, name: str, batch_sizes: list[int], runs: int, sessions) -> list[dict]:
     version = find_versions(str(repository / name))[-1]
-    servable = load_servable(name, version.number, version.path, enable_warmup=False, session_config=session_config)
+    servable = load_servable(name, version.number, version.path, enable_warmup=False, session_config=sessions)
     signature = servable.signature_defs[DEFAULT_SIGNATURE]
     (input_key, input_info), = signature.inputs.items()
     input_shape = [dim.size for dim in input_info.tensor_shape.dim][1:]
@@ -83,10 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=200, help="calls per figure (default 200)")
     parser.add_argument("--out", type=Path, help="also write the figures here as JSON")
     args = parser.parse_args(argv)
-    session_config = configure_threads(1, 1)
+    configure_threads(1, 1)
+    sessions = session_config(1, 1)
     rows = [
         row for name in args.models
-        for row in measure(args.repository, name, args.batch_sizes, args.runs, session_config)
+        for row in measure(args.repository, name, args.batch_sizes, args.runs, sessions)
     ]
     results = {"load_average": [round(x, 2) for x in os.getloadavg()], "rows": rows}
     print(json.dumps(results, indent=2))

@@ -18,8 +18,10 @@ import sys
 sys.modules.setdefault("keras", None)
 
 from model_server.batching import BatchingOptions, read_batching_parameters_file  # noqa: E402
-from model_server.config import ConfigError, read_model_config_file, single_model_config  # noqa: E402
-from model_server.loader import configure_threads  # noqa: E402
+from model_server.config import (  # noqa: E402
+    ConfigError, read_model_config_file, read_session_config_file, single_model_config,
+)
+from model_server.loader import configure_threads, session_config  # noqa: E402
 from model_server.server import ServerOptions, StartupError, serve  # noqa: E402
 from model_server.tls import read_ssl_config_file  # noqa: E402
 
@@ -67,6 +69,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="threads used within one op (0: TensorFlow chooses)")
     parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=1,
                         help="threads used to run independent ops (0: TensorFlow chooses)")
+    parser.add_argument(
+        "--tensorflow_session_config_file", default="",
+        help="text-format TensorFlow ConfigProto for every model's session; the two parallelism flags above "
+        "override its thread pools",
+    )
     parser.add_argument(
         "--enable_model_warmup", type=_flag_bool, nargs="?", const=True, default=True,
         help="replay assets.extra/tf_serving_warmup_requests when a version loads",
@@ -119,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("Both server_options.model_base_path and server_options.model_config_file are empty!")
         credentials = read_ssl_config_file(args.ssl_config_file) if args.ssl_config_file else None
         batching = _batching_options(args)
-        session_config = configure_threads(args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism)
+        intra_op, inter_op = args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism
+        session_file = args.tensorflow_session_config_file
+        sessions = session_config(intra_op, inter_op, read_session_config_file(session_file) if session_file else None)
+        configure_threads(intra_op, inter_op)
         serve(ServerOptions(
             port=args.port,
             models=models,
@@ -127,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             model_config_file=args.model_config_file,
             model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
             enable_model_warmup=args.enable_model_warmup,
-            session_config=session_config,
+            session_config=sessions,
             batching=batching,
             grpc_max_threads=args.grpc_max_threads,
             credentials=credentials,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from google.protobuf import text_format
+from tensorflow.core.protobuf import config_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 TENSORFLOW_PLATFORM = "tensorflow"
@@ -122,3 +123,15 @@ def _validate(configs: list[ModelConfig]) -> None:
             raise ConfigError(
                 f"Expected model {config.name} to have an absolute path or URI; got base_path()={config.base_path}"
             )
+
+
+def read_session_config_file(path: str) -> config_pb2.ConfigProto:
+    """The TensorFlow session configuration of --tensorflow_session_config_file (a text-format ConfigProto)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise ConfigError(f"Could not read session config file '{path}': {error.strerror}") from None
+    try:
+        return text_format.Parse(text, config_pb2.ConfigProto())
+    except text_format.ParseError as error:
+        raise ConfigError(f"Invalid protobuf file: '{path}' ({error})") from None

@@ -36,16 +36,27 @@ WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000  # TF Serving's WarmupConsts::kMaxNumRecords
 
 
-def configure_threads(intra_op: int, inter_op: int) -> config_pb2.ConfigProto:
-    """Size TensorFlow's thread pools before anything runs (0 leaves the choice to TensorFlow); returns the
-    session configuration every loaded version runs with, as TF Serving's --tensorflow_*_parallelism flags."""
+def configure_threads(intra_op: int, inter_op: int) -> None:
+    """Size TensorFlow's eager thread pools (warm-up reading) before anything runs; 0 leaves the choice to
+    TensorFlow."""
     if intra_op > 0:
         tf.config.threading.set_intra_op_parallelism_threads(intra_op)
     if inter_op > 0:
         tf.config.threading.set_inter_op_parallelism_threads(inter_op)
-    return config_pb2.ConfigProto(
-        intra_op_parallelism_threads=max(intra_op, 0), inter_op_parallelism_threads=max(inter_op, 0)
-    )
+
+
+def session_config(
+    intra_op: int, inter_op: int, from_file: config_pb2.ConfigProto | None = None
+) -> config_pb2.ConfigProto:
+    """The configuration every loaded version's session runs with: --tensorflow_session_config_file's, its
+    thread pools set by the --tensorflow_*_parallelism flags when either is positive, as TF Serving does."""
+    config = config_pb2.ConfigProto()
+    if from_file is not None:
+        config.CopyFrom(from_file)
+    if intra_op > 0 or inter_op > 0:
+        config.intra_op_parallelism_threads = max(intra_op, 0)
+        config.inter_op_parallelism_threads = max(inter_op, 0)
+    return config
 
 
 def read_signature_defs(export_dir: str) -> dict[str, meta_graph_pb2.SignatureDef]:

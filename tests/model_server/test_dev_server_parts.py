@@ -13,10 +13,12 @@ from dev_server_models import sample_input, write_model
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-from model_server.config import ConfigError, ModelConfig, VersionPolicy, read_model_config_file, single_model_config
+from model_server.config import (
+    ConfigError, ModelConfig, VersionPolicy, read_model_config_file, read_session_config_file, single_model_config,
+)
 from model_server.config_reload import ConfigFilePoller
 from model_server.errors import ServingError
-from model_server.loader import load_servable
+from model_server.loader import load_servable, session_config
 from model_server.manager import AVAILABLE, END, ModelManager, VersionStatus
 from model_server.source import FileSystemSource, ModelVersion, find_versions
 from model_server.tensors import to_proto_field
@@ -332,6 +334,26 @@ def test_a_warmup_request_the_model_refuses_fails_the_load(tmp_path):
 
     with pytest.raises(ServingError, match=r"Expects arg\[0\] to be float but double is provided"):
         load_servable("audio", 1, str(export_dir), enable_warmup=True)
+
+
+def test_session_config_file_is_kept_and_the_parallelism_flags_set_its_thread_pools(tmp_path):
+    path = tmp_path / "session.config"
+    path.write_text("intra_op_parallelism_threads: 8\nexperimental { disable_thread_spinning: true }\n")
+
+    config = session_config(1, 2, read_session_config_file(str(path)))
+
+    assert config.experimental.disable_thread_spinning
+    assert (config.intra_op_parallelism_threads, config.inter_op_parallelism_threads) == (1, 2)
+    assert session_config(0, 0, read_session_config_file(str(path))).intra_op_parallelism_threads == 8
+
+
+def test_an_invalid_session_config_file_is_refused_with_the_reason(tmp_path):
+    path = tmp_path / "session.config"
+    path.write_text("experimental { no_such_option: true }")
+    with pytest.raises(ConfigError, match="Invalid protobuf file"):
+        read_session_config_file(str(path))
+    with pytest.raises(ConfigError, match="Could not read session config file"):
+        read_session_config_file(str(tmp_path / "missing.config"))
 
 
 # --- tensors ------------------------------------------------------------------------------------------------
