@@ -177,18 +177,18 @@ def test_a_request_larger_than_a_batch_is_refused(scheduler_factory):
 
 def test_a_full_queue_refuses_more_requests_as_unavailable(scheduler_factory):
     scheduler = scheduler_factory(max_batch_size=1, max_enqueued_batches=1)
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
 
     def blocking_model(inputs):
+        started.set()
         release.wait(10)
         return {"y": inputs["x"]}
 
     with ThreadPoolExecutor(2) as pool:
         running = pool.submit(scheduler.run, "queue", {"x": np.ones((1, 1))}, blocking_model)
-        while not scheduler_is_busy(scheduler):
-            time.sleep(0.01)
+        assert started.wait(10)  # the one batch thread runs it, and blocks
         queued = pool.submit(scheduler.run, "queue", {"x": np.ones((1, 1))}, blocking_model)
-        time.sleep(0.1)
+        wait_until(lambda: waiting_batches(scheduler) == 1)  # the queue's one batch
         with pytest.raises(ServingError) as refused:
             scheduler.run("queue", {"x": np.ones((1, 1))}, blocking_model)
         release.set()
@@ -197,10 +197,17 @@ def test_a_full_queue_refuses_more_requests_as_unavailable(scheduler_factory):
     assert refused.value.message == "The batch scheduling queue to which this task was submitted is full"
 
 
-def scheduler_is_busy(scheduler: BatchScheduler) -> bool:
-    """Its one batch thread has taken a batch (no batch left waiting)."""
+def waiting_batches(scheduler: BatchScheduler) -> int:
+    """Batches queued and not yet taken by a batch thread (the scheduler's own state, read under its lock)."""
     with scheduler._changed:
-        return not scheduler._queues
+        return sum(len(queue.batches) for queue in scheduler._queues.values())
+
+
+def wait_until(condition, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the scheduler did not get there"
+        time.sleep(0.01)
 
 
 def test_inputs_must_share_their_batch_dimension(scheduler_factory):
