@@ -128,8 +128,8 @@ def test_without_a_timeout_requests_batch_only_while_the_batch_threads_are_busy(
 
 
 def test_batches_are_padded_to_the_next_allowed_size_and_the_padding_dropped(scheduler_factory):
-    # Three requests do not fill a batch of 4: they run together once the first has waited 0.5 s.
-    scheduler = scheduler_factory(max_batch_size=4, allowed_batch_sizes=(2, 4), batch_timeout_micros=500_000)
+    # Three requests do not fill a batch of 4: they run together once the first has waited 1 s.
+    scheduler = scheduler_factory(max_batch_size=4, allowed_batch_sizes=(2, 4), batch_timeout_micros=1_000_000)
     model = RecordingModel()
     inputs = [np.full((1, 2), index + 1, np.float32) for index in range(3)]
 
