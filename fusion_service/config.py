@@ -82,10 +82,10 @@ _HELP = {
     "model_check_interval_s": "how often the model servers' status is re-checked for health",
     "metrics_port": "HTTP port of the Prometheus /metrics endpoint (0 turns it off)",
     "worker_threads": "threads for feature extraction and face detection",
-    "face_detector": "face detector: blazeface (MediaPipe's short-range model; a finer second pass, for faces from 5% "
-    "of the frame's width, where the first finds none), blazeface-every-scale (both passes always: small faces beside "
-    "a large one too, about seven times the cost) or haar (OpenCV's frontal-face cascade: faces from a fifth of the "
-    "frame)",
+    "face_detector": "face detector: blazeface (MediaPipe's short-range model over passes from the whole frame down "
+    "to 40 px faces, 3% of wider frames; finer passes only where coarser ones find no confirmed face), "
+    "blazeface-every-scale (every pass always: small faces beside a large one too) or haar (OpenCV's frontal-face "
+    "cascade: faces from a fifth of the frame)",
     "shutdown_grace_s": "seconds running calls get to finish on SIGTERM; streams get a final message first",
     "model_retries": "retries (0 to 4) of a model-server call that failed with UNAVAILABLE, by gRPC's retry policy "
     "(jittered exponential back-off, throttled while most calls fail, within the call's deadline)",

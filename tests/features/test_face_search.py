@@ -33,11 +33,13 @@ class RecordingDetector:
         self.framing = self.detector.framing
         self.sizes: list[tuple[int, int]] = []
         self.confirmed: list[bool] = []
+        self.deep: list[bool] = []
 
-    def detect(self, image: np.ndarray, *, confirm: bool = True) -> list[Box]:
+    def detect(self, image: np.ndarray, *, confirm: bool = True, deep: bool = True) -> list[Box]:
         self.sizes.append(image.shape[:2])
         self.confirmed.append(confirm)
-        return self.detector.detect(image, confirm=confirm)
+        self.deep.append(deep)
+        return self.detector.detect(image, confirm=confirm, deep=deep)
 
 
 @pytest.mark.parametrize(("frame_size", "face_width"), [
@@ -127,11 +129,25 @@ def test_a_face_lost_from_its_region_is_searched_for_in_the_whole_frame_at_once(
 
 
 def test_a_frame_without_the_face_gives_no_face_and_the_face_is_found_when_it_is_back():
-    search = StreamFaceSearch(FacePipeline(make_detector()), full_search_every=100)
+    """Back within `full_search_every` frames: the next search down to the smallest faces finds it."""
+    search = StreamFaceSearch(FacePipeline(make_detector()), full_search_every=3)
     frame, truth = small_face_frame(70, (640, 480), (300, 200))
     assert found(search.faces(frame)[0], truth)
     assert search.faces(no_face_photo())[0] == []
-    assert found(search.faces(frame)[0], truth)
+    assert any(found(search.faces(frame)[0], truth) for _ in range(3))
+
+
+def test_with_nobody_in_view_the_deep_search_runs_only_every_full_search_every_frames():
+    """An empty room costs a quick look a frame; someone near the camera is found at once, someone far off
+    within full_search_every frames."""
+    detector = RecordingDetector()
+    search = StreamFaceSearch(FacePipeline(detector), full_search_every=5)
+    empty = cv2.resize(no_face_photo(), (1280, 720), interpolation=cv2.INTER_AREA)
+    for _ in range(6):
+        assert search.faces(empty)[0] == []
+    assert detector.deep == [True, False, False, False, False, True]  # the stream's first frame is searched deeply
+    near, truth = small_face_frame(400, (1280, 720), (400, 150))
+    assert found(search.faces(near)[0], truth) and detector.deep[-1] is False  # found by the quick look
 
 
 def test_the_crop_of_a_small_face_on_a_stream_is_made_by_the_training_crop_function():

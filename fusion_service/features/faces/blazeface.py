@@ -146,13 +146,14 @@ class BlazeFaceDetector:
             finer.append(finer[-1] / self.scale_step)
         return [coarsest] + finer[::-1]
 
-    def detect(self, image: np.ndarray, *, confirm: bool = True) -> list[Box]:
+    def detect(self, image: np.ndarray, *, confirm: bool = True, deep: bool = True) -> list[Box]:
         """Faces in a uint8 gray or BGR image, in its pixel coordinates, largest first. `confirm=False` skips the
-        face-presence check for this call (a close look around a face already confirmed: search.py)."""
+        face-presence check for this call (a close look around a face already confirmed), `deep=False` runs the
+        coarsest pass only (a stream with nobody in view, between its whole-frame searches): search.py."""
         rgb = _as_rgb(image)
         height, width = rgb.shape[:2]
         smallest = self.smallest_searched(width)
-        scales = self.scales(height, width)
+        scales = self.scales(height, width) if deep else self.scales(height, width)[:1]
         rows: list[np.ndarray] = []
         faces: list[Box] = []
         for index, scale in enumerate(scales):

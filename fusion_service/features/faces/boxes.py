@@ -69,8 +69,10 @@ class FaceDetector(Protocol):
     """Anything that finds faces in a uint8 gray or BGR image: returns boxes in the image's pixel coordinates,
     largest first, and says how its boxes are framed. Colour is passed on because it helps some detectors.
     `confirm=False` lets a detector that checks its detections a second time skip that check, where the caller
-    already knows the face (a stream looking around the face of its last frame)."""
+    already knows the face (a stream looking around the face of its last frame). `deep=False` asks a detector
+    that searches several scales for its quickest look only (faces near the camera), where the caller searches
+    deeply at intervals (a stream with nobody in view)."""
 
     framing: Framing
 
-    def detect(self, image: np.ndarray, *, confirm: bool = True) -> list[Box]: ...
+    def detect(self, image: np.ndarray, *, confirm: bool = True, deep: bool = True) -> list[Box]: ...
