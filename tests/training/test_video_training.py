@@ -150,3 +150,22 @@ def test_a_new_cycle_restarts_the_optimizer_from_the_last_weights(trained, datas
     model = tf.keras.models.load_model(work / "checkpoints" / "last.keras")
     # Two epochs trained, but the optimizer of the second cycle has only taken that cycle's steps.
     assert int(model.optimizer.iterations.numpy()) == steps_per_epoch
+
+
+def test_the_summary_names_a_validation_set_that_joined_after_the_last_exported_epoch(tmp_path, monkeypatch):
+    """A corpus added to a resumed run has no report until an epoch is exported: the epoch still ends cleanly."""
+    monkeypatch.setattr(train_video, "REPORT_DIR", tmp_path)
+    old = train_video.ValidationSet("fer", "FER2013", "fer", np.zeros((3, 48, 48, 1)), np.zeros(3, int), {})
+    new = train_video.ValidationSet("tw", "Taiwanese", "tw", np.zeros((2, 48, 48, 1)), np.zeros(2, int), {})
+    (tmp_path / "fer").mkdir()
+    (tmp_path / "fer" / "report.json").write_text(json.dumps(
+        {"n": 3, "accuracy": 0.5, "uar": 0.5, "seed4": {"accuracy": 0.5, "uar": 0.5}}))
+    state = {"best_epoch": 1, "epoch": 2, "epochs": 2, "training_seconds": 60, "config": {}, "history": [
+        {"epoch": 1, "loss": 1.0, "fer_accuracy": 0.5, "fer_uar": 0.5, "score": 0.5, "seconds": 30},
+        {"epoch": 2, "loss": 0.9, "fer_accuracy": 0.4, "fer_uar": 0.4, "tw_accuracy": 0.6, "tw_uar": 0.6,
+         "score": 0.5, "seconds": 30},
+    ]}
+    train_video.write_summary(state, train_video.Splits(np.zeros((0, 48, 48, 1)), np.zeros(0), np.zeros(0), [old, new]))
+    summary = (tmp_path / "README.md").read_text()
+    assert "| Taiwanese | 2 | no epoch exported since it joined |" in summary
+    assert "| [FER2013](fer/report.md) | 3 | 0.500 |" in summary
