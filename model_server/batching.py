@@ -20,13 +20,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import grpc
 import numpy as np
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, wrappers_pb2
 
-from model_server.config import ConfigError
+from model_server.config import ConfigError, read_text_proto
 from model_server.errors import ServingError
 
 log = logging.getLogger(__name__)
@@ -83,15 +82,7 @@ class BatchingOptions:
 
 def read_batching_parameters_file(path: str) -> BatchingOptions:
     """BatchingOptions from a text-format BatchingParameters file; ConfigError says what to change."""
-    try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise ConfigError(f"Could not read batching parameters file '{path}': {error.strerror}") from None
-    parameters = BatchingParameters()
-    try:
-        text_format.Parse(text, parameters)
-    except text_format.ParseError as error:
-        raise ConfigError(f"Invalid protobuf file: '{path}' ({error})") from None
+    parameters = read_text_proto(path, BatchingParameters(), "batching parameters file")
     for unsupported in ("enable_large_batch_splitting", "max_execution_batch_size"):
         if parameters.HasField(unsupported):
             raise ConfigError(

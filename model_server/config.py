@@ -10,8 +10,10 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from google.protobuf import text_format
+from google.protobuf.message import Message
 from tensorflow.core.protobuf import config_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
@@ -23,6 +25,22 @@ _SUPPORTED_FIELDS = {"name", "base_path", "model_platform", "model_version_polic
 
 class ConfigError(ValueError):
     """The model configuration is invalid; the message says what to change."""
+
+
+MessageT = TypeVar("MessageT", bound=Message)
+
+
+def read_text_proto(path: str, message: MessageT, kind: str) -> MessageT:
+    """`message` filled from the text-format protobuf file at `path` (a `kind`, as the error names it); ConfigError
+    worded as TF Serving's when the file cannot be read or parsed."""
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise ConfigError(f"Could not read {kind} '{path}': {error.strerror}") from None
+    try:
+        return text_format.Parse(text, message)
+    except text_format.ParseError as error:
+        raise ConfigError(f"Invalid protobuf file: '{path}' ({error})") from None
 
 
 @dataclass(frozen=True)
@@ -64,15 +82,7 @@ def single_model_config(name: str, base_path: str) -> list[ModelConfig]:
 def read_model_config_file(path: str) -> list[ModelConfig]:
     """Parse a ModelServerConfig text file (model_config_list { config { name, base_path, model_platform,
     model_version_policy } })."""
-    try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise ConfigError(f"Could not read model config file '{path}': {error.strerror}") from None
-    server_config = model_server_config_pb2.ModelServerConfig()
-    try:
-        text_format.Parse(text, server_config)
-    except text_format.ParseError as error:
-        raise ConfigError(f"Invalid protobuf file: '{path}' ({error})") from None
+    server_config = read_text_proto(path, model_server_config_pb2.ModelServerConfig(), "model config file")
     if server_config.WhichOneof("config") != "model_config_list":
         raise ConfigError(f"'{path}' has no model_config_list; only model_config_list is supported")
     configs = []
@@ -127,11 +137,4 @@ def _validate(configs: list[ModelConfig]) -> None:
 
 def read_session_config_file(path: str) -> config_pb2.ConfigProto:
     """The TensorFlow session configuration of --tensorflow_session_config_file (a text-format ConfigProto)."""
-    try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise ConfigError(f"Could not read session config file '{path}': {error.strerror}") from None
-    try:
-        return text_format.Parse(text, config_pb2.ConfigProto())
-    except text_format.ParseError as error:
-        raise ConfigError(f"Invalid protobuf file: '{path}' ({error})") from None
+    return read_text_proto(path, config_pb2.ConfigProto(), "session config file")

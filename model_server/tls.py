@@ -12,12 +12,10 @@ TF Serving's field names and numbers, in a pool of its own (no clash if a later 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import grpc
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from model_server.config import ConfigError
+from model_server.config import ConfigError, read_text_proto
 
 
 def _ssl_config_class():
@@ -45,15 +43,7 @@ SSLConfig = _ssl_config_class()
 
 def read_ssl_config_file(path: str) -> grpc.ServerCredentials:
     """Server credentials from an SSLConfig text file; ConfigError says what is wrong with it."""
-    try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise ConfigError(f"Could not read SSL config file '{path}': {error.strerror}") from None
-    config = SSLConfig()
-    try:
-        text_format.Parse(text, config)
-    except text_format.ParseError as error:
-        raise ConfigError(f"Invalid protobuf file: '{path}' ({error})") from None
+    config = read_text_proto(path, SSLConfig(), "SSL config file")
     if not config.server_key or not config.server_cert:
         raise ConfigError(f"SSL config file '{path}' needs both server_key and server_cert (PEM texts)")
     if config.client_verify and not config.custom_ca:
