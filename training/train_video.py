@@ -340,10 +340,12 @@ def write_validation_report(model: keras.Model, splits: Splits, config: dict, st
 def write_summary(state: dict, splits: Splits) -> None:
     """REPORT_DIR/README.md: the exported epoch on every validation set, every epoch so far, how to reproduce."""
     lines = ["# Video model: validation report", "",
-             f"Exported epoch {state['best_epoch']} of {state['epoch']} trained ({state['epochs']} planned, in cosine "
+             f"Best epoch {state['best_epoch']} of {state['epoch']} trained ({state['epochs']} planned, in cosine "
              f"cycles of {state.get('cycles', [state['epochs']])} epochs), "
              f"{state['training_seconds'] / 60:.0f} min of training. Configuration: `{json.dumps(state['config'])}` "
              "(from the [search](search.md)).", "",
+             "The best epoch is exported when reached (uncalibrated; `python -m training.calibrate video` exports it "
+             "calibrated) and measured here:", "",
              "| validation set | n | accuracy (7) | UAR (7) | accuracy (4) | UAR (4) |", "|---|---:|---:|---:|---:|---:|"]
     for validation in splits.validation:
         path = REPORT_DIR / validation.folder / "report.json"

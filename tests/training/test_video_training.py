@@ -94,7 +94,7 @@ def test_training_searches_exports_reports_and_resumes_after_an_interruption(tra
         assert (work / "reports" / view / "confusion_7.png").is_file()
         assert (work / "reports" / view / "confusion_4.png").is_file()
     summary = (work / "reports" / "README.md").read_text()
-    assert f"Exported epoch {state['best_epoch']} of 2 trained" in summary and "CK+48 held-out subjects" in summary
+    assert f"Best epoch {state['best_epoch']} of 2 trained" in summary and "CK+48 held-out subjects" in summary
     ck_report = json.loads((work / "reports" / "ck48_heldout_subjects" / "report.json").read_text())
     assert len(ck_report["extra"]["held_out_subjects"]) == 1 and ck_report["n"] == 6
     taiwanese = json.loads((work / "reports" / "taiwanese_validation_performers" / "report.json").read_text())
