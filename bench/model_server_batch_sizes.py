@@ -3,10 +3,11 @@ can save per item. Runs in the TensorFlow environment:
 
     .venv-ml/bin/python -m bench.model_server_batch_sizes [--batch-sizes 1 2 4 8 16] [--runs 200]
 
-Two ways of running the model, alternated call by call so that both see the same machine load: the
-development model server's (model_server.loader: a Session callable, from the Predict request) and the
-signature revived by tf.saved_model.load, called with a tensor (how it ran before). One intra-op and one
-inter-op thread, as the local stack gives each model.
+Three ways of running the model, alternated call by call so that all see the same machine load: the
+development model server's Predict (model_server.loader, from the Predict request) on each of its runtimes,
+LiteRT (the version's conversion; a version without one runs on TensorFlow here too) and a TensorFlow Session
+callable, and the signature revived by tf.saved_model.load, called with a tensor (how it ran before). One
+intra-op and one inter-op thread, as the local stack gives each model.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow_serving.apis import model_pb2, predict_pb2  # noqa: E402
 
-from model_server.loader import DEFAULT_SIGNATURE, configure_threads, load_servable, session_config  # noqa: E402
+from model_server.loader import AUTO_RUNTIME, DEFAULT_SIGNATURE, TENSORFLOW_RUNTIME, load_servable  # noqa: E402
 from model_server.source import find_versions  # noqa: E402
+from model_server.tf_runtime import configure_threads, session_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WARMUP_CALLS = 20
@@ -51,8 +53,12 @@ def _median_ms(calls: dict[str, Callable[[], object]], runs: int) -> dict[str, f
 
 def measure(repository: Path, name: str, batch_sizes: list[int], runs: int, sessions) -> list[dict]:
     version = find_versions(str(repository / name))[-1]
-    servable = load_servable(name, version.number, version.path, enable_warmup=False, session_config=sessions)
-    signature = servable.signature_defs[DEFAULT_SIGNATURE]
+    servables = {
+        runtime: load_servable(name, version.number, version.path, enable_warmup=False, session_config=sessions,
+                               runtime=runtime, litert_threads=1)
+        for runtime in (AUTO_RUNTIME, TENSORFLOW_RUNTIME)
+    }
+    signature = servables[TENSORFLOW_RUNTIME].signature_defs[DEFAULT_SIGNATURE]
     (input_key, input_info), = signature.inputs.items()
     input_shape = [dim.size for dim in input_info.tensor_shape.dim][1:]
     revived = tf.saved_model.load(version.path).signatures[DEFAULT_SIGNATURE]
@@ -62,11 +68,13 @@ def measure(repository: Path, name: str, batch_sizes: list[int], runs: int, sess
         request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name), output_filter=["probabilities"])
         request.inputs[input_key].CopyFrom(tf.make_tensor_proto(batch))
         medians = _median_ms({
-            "predict": lambda: servable.predict(request),
+            "predict_litert": lambda: servables[AUTO_RUNTIME].predict(request),
+            "predict_tensorflow": lambda: servables[TENSORFLOW_RUNTIME].predict(request),
             "revived_signature": lambda: revived(**{input_key: tf.constant(batch)}),
         }, runs)
         rows.append({
             "model": name, "version": version.number, "batch_size": size,
+            "litert_runtime": servables[AUTO_RUNTIME].runtime_name,
             **{f"{way}_ms": round(value, 3) for way, value in medians.items()},
             **{f"{way}_ms_per_item": round(value / size, 3) for way, value in medians.items()},
         })

@@ -21,8 +21,9 @@ from model_server.batching import BatchingOptions, read_batching_parameters_file
 from model_server.config import (  # noqa: E402
     ConfigError, read_model_config_file, read_session_config_file, single_model_config,
 )
-from model_server.loader import configure_threads, session_config  # noqa: E402
+from model_server.loader import AUTO_RUNTIME, RUNTIMES  # noqa: E402
 from model_server.server import ServerOptions, StartupError, serve  # noqa: E402
+from model_server.tf_runtime import configure_threads, session_config  # noqa: E402
 from model_server.tls import read_ssl_config_file  # noqa: E402
 
 log = logging.getLogger("model_server")
@@ -91,6 +92,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--ssl_config_file", default="",
         help="text-format SSLConfig (server_key, server_cert, custom_ca, client_verify): serve gRPC over TLS",
     )
+    # Not a tensorflow_model_server flag: TF Serving always runs a Session.
+    parser.add_argument(
+        "--predict_runtime", choices=RUNTIMES, default=AUTO_RUNTIME,
+        help="development server only: 'auto' runs Predict on LiteRT for every version whose LiteRT conversion "
+        "(assets.extra/litert/) matches its SavedModel, on TensorFlow otherwise; 'tensorflow' always runs a "
+        "TensorFlow Session (to compare the two)",
+    )
     parser.add_argument("--grpc_max_threads", type=int, default=4 * (os.cpu_count() or 1),
                         help="most requests handled at once")
     return parser.parse_args(argv)
@@ -138,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
             enable_model_warmup=args.enable_model_warmup,
             session_config=sessions,
+            predict_runtime=args.predict_runtime,
+            litert_threads=intra_op,
             batching=batching,
             grpc_max_threads=args.grpc_max_threads,
             credentials=credentials,

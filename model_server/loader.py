@@ -2,17 +2,16 @@
 
 Predict follows TF Serving's predict_util.cc step by step (signature lookup, input checks, output
 filter, run), with its status codes and messages, so a client cannot tell the two servers apart.
-Signatures are read from saved_model.pb, as TF Serving reports them, and run as TF Serving runs them: the
-MetaGraphDef is loaded into a TensorFlow Session, and Predict is one Session.run feeding the signature's input
-tensors and fetching the outputs asked for (dtypes are checked, shapes are left to the ops). This costs about
-1 ms less per call than calling the signature revived by tf.saved_model.load (docs/performance.md).
+Signatures are read from saved_model.pb, as TF Serving reports them. Only their execution has two runtimes:
+LiteRT (litert_runtime.py) for a version whose LiteRT conversion matches its SavedModel (litert_conversion.py),
+which is faster and needs no TensorFlow, and otherwise a TensorFlow Session as TF Serving's (tf_runtime.py).
+Everything around the run (lookup, checks, filter, encoding, batching, warm-up) is this one code path.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import threading
 import time
 from pathlib import Path
 
@@ -25,38 +24,21 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from model_server.batching import BatchScheduler
 from model_server.errors import ServingError
+from model_server.litert_conversion import find_conversion
+from model_server.litert_runtime import LiteRtRuntime
 from model_server.source import SAVED_MODEL_FILE
 from model_server.tensors import data_type_string, to_ndarray, to_proto_field
 
 log = logging.getLogger(__name__)
 
 SERVE_TAG = "serve"
+AUTO_RUNTIME = "auto"  # LiteRT where a version has a matching conversion, else TensorFlow
+TENSORFLOW_RUNTIME = "tensorflow"  # always a TensorFlow Session (for comparisons)
+RUNTIMES = (AUTO_RUNTIME, TENSORFLOW_RUNTIME)
+_INIT_OP_SIGNATURE = "__saved_model_init_op"  # what a SavedModel runs at load; no Predict signature
 DEFAULT_SIGNATURE = "serving_default"
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000  # TF Serving's WarmupConsts::kMaxNumRecords
-
-
-def configure_threads(intra_op: int, inter_op: int) -> None:
-    """Size TensorFlow's eager thread pools (warm-up reading) before anything runs; 0 leaves the choice to
-    TensorFlow."""
-    if intra_op > 0:
-        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
-    if inter_op > 0:
-        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
-
-
-def session_config(
-    intra_op: int, inter_op: int, from_file: config_pb2.ConfigProto | None = None
-) -> config_pb2.ConfigProto:
-    """The configuration every loaded version's session runs with: --tensorflow_session_config_file's, its
-    thread pools set by the --tensorflow_*_parallelism flags when either is positive, as TF Serving does."""
-    config = config_pb2.ConfigProto()
-    if from_file is not None:
-        config.CopyFrom(from_file)
-    if intra_op > 0 or inter_op > 0:
-        config.intra_op_parallelism_threads = max(intra_op, 0)
-        config.inter_op_parallelism_threads = max(inter_op, 0)
-    return config
 
 
 def read_signature_defs(export_dir: str) -> dict[str, meta_graph_pb2.SignatureDef]:
@@ -83,19 +65,17 @@ class Servable:
 
     def __init__(
         self, name: str, version: int, export_dir: str, session_config: config_pb2.ConfigProto | None = None,
-        batch_scheduler: BatchScheduler | None = None,
+        batch_scheduler: BatchScheduler | None = None, runtime: str = AUTO_RUNTIME, litert_threads: int = 1,
     ):
         self.name = name
         self.version = version
         self.export_dir = export_dir
         log.info("Reading SavedModel from: %s", export_dir)
         self.signature_defs = read_signature_defs(export_dir)
-        graph = tf.Graph()
-        self._session = tf.compat.v1.Session(graph=graph, config=session_config)
-        with graph.as_default():
-            tf.compat.v1.saved_model.load(self._session, [SERVE_TAG], export_dir)
-        self._callables: dict[tuple, object] = {}
-        self._lock = threading.Lock()
+        self.runtime_name, self._runtime = _load_runtime(
+            export_dir, self.signature_defs, runtime, session_config, litert_threads
+        )
+        log.info("Predict of servable {name: %s version: %d} runs on %s", name, version, self.runtime_name)
         self._batch_scheduler = batch_scheduler
         if batch_scheduler is not None:
             log.info("Wrapping session to perform batch processing")
@@ -116,45 +96,19 @@ class Servable:
         output_aliases = _output_aliases(signature, request.output_filter)
         _check_input_dtypes(signature, request)
         if self._batch_scheduler is None:
-            outputs = self.run(signature, inputs, output_aliases)
+            outputs = self.run(signature_name, inputs, output_aliases)
         else:
             queue = (self, signature_name, tuple(sorted(inputs)), tuple(output_aliases))
-            run_batch = functools.partial(self.run, signature, output_aliases=output_aliases)
+            run_batch = functools.partial(self.run, signature_name, output_aliases=output_aliases)
             outputs = self._batch_scheduler.run(queue, inputs, run_batch)
         for alias in output_aliases:
             response.outputs[alias].CopyFrom(to_proto_field(outputs[alias]))
         return response
 
-    def run(
-        self, signature: meta_graph_pb2.SignatureDef, inputs: dict[str, np.ndarray], output_aliases: list[str]
-    ) -> dict[str, np.ndarray]:
-        """One Session.run of the signature: inputs and outputs by their aliases."""
-        feed_aliases, fetch_aliases = tuple(sorted(inputs)), tuple(sorted(output_aliases))
-        run = self._callable(signature, feed_aliases, fetch_aliases)
-        try:
-            values = run(*(inputs[alias] for alias in feed_aliases))
-        except tf.errors.OpError as error:
-            raise ServingError.from_canonical_code(error.error_code, error.message) from None
-        return dict(zip(fetch_aliases, values))
-
-    def _callable(self, signature: meta_graph_pb2.SignatureDef, feed_aliases: tuple[str, ...],
-                  fetch_aliases: tuple[str, ...]):
-        """A callable of the C++ Session (Session::MakeCallable) per set of feeds and fetches. Unlike
-        Session.run it does no per-call Python work, and in particular no feed shape check, which TF
-        Serving's Session::Run does not make either (the ops check shapes, with their own messages).
-        Session.make_callable(fetches, feed_list) would wrap Session.run; the options form is the one
-        that reaches the C++ API (Keras' TF1 backend has long used it the same way)."""
-        key = (id(signature), feed_aliases, fetch_aliases)
-        with self._lock:
-            run = self._callables.get(key)
-            if run is None:
-                options = config_pb2.CallableOptions(
-                    feed=[signature.inputs[alias].name for alias in feed_aliases],
-                    fetch=[signature.outputs[alias].name for alias in fetch_aliases],
-                )
-                run = self._session._make_callable_from_options(options)  # noqa: SLF001 (see above)
-                self._callables[key] = run
-        return run
+    def run(self, signature_name: str, inputs: dict[str, np.ndarray], output_aliases: list[str]
+            ) -> dict[str, np.ndarray]:
+        """One run of the signature on this version's runtime: inputs and outputs by their aliases."""
+        return self._runtime.run(signature_name, inputs, output_aliases)
 
     def run_warmup(self) -> None:
         """Replay assets.extra/tf_serving_warmup_requests through Predict, as TF Serving does at load."""
@@ -205,15 +159,36 @@ class Servable:
 def load_servable(
     name: str, version: int, export_dir: str, enable_warmup: bool,
     session_config: config_pb2.ConfigProto | None = None, batch_scheduler: BatchScheduler | None = None,
+    runtime: str = AUTO_RUNTIME, litert_threads: int = 1,
 ) -> Servable:
     """Load one version and, when enabled, warm it up; any failure leaves nothing loaded."""
     try:
-        servable = Servable(name, version, export_dir, session_config, batch_scheduler)
+        servable = Servable(name, version, export_dir, session_config, batch_scheduler, runtime, litert_threads)
         if enable_warmup:
             servable.run_warmup()
     except tf.errors.OpError as error:
         raise ServingError.from_canonical_code(error.error_code, error.message) from None
     return servable
+
+
+def _load_runtime(
+    export_dir: str, signature_defs: dict[str, meta_graph_pb2.SignatureDef], runtime: str,
+    session_config: config_pb2.ConfigProto | None, litert_threads: int,
+):
+    """(name, runtime) executing the version's signatures: LiteRT when allowed and its conversion matches the
+    SavedModel and covers every signature, else a TensorFlow Session (TensorFlow is imported only then)."""
+    if runtime == AUTO_RUNTIME:
+        conversion = find_conversion(export_dir)
+        if conversion is not None:
+            litert = LiteRtRuntime(conversion.model_path.read_bytes(), litert_threads)
+            missing = sorted(set(signature_defs) - {_INIT_OP_SIGNATURE} - set(litert.signatures))
+            if not missing:
+                return f"LiteRT ({conversion.model_path})", litert
+            log.warning("Not using the LiteRT conversion %s: it lacks the signatures %s; convert the version again "
+                        "(python -m training.litert_export %s)", conversion.model_path, missing, export_dir)
+    from model_server.tf_runtime import TfSessionRuntime  # noqa: PLC0415 (TensorFlow only where it runs)
+
+    return "TensorFlow", TfSessionRuntime(export_dir, signature_defs, session_config)
 
 
 def _parse_inputs(signature: meta_graph_pb2.SignatureDef, request: predict_pb2.PredictRequest) -> dict:

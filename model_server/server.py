@@ -23,7 +23,7 @@ from model_server.batching import BatchingOptions, BatchScheduler
 from model_server.config import ModelConfig
 from model_server.config_reload import ConfigFilePoller
 from model_server.errors import ServingError
-from model_server.loader import load_servable
+from model_server.loader import AUTO_RUNTIME, load_servable
 from model_server.manager import ModelManager
 from model_server.servicer import ModelServicer, PredictionServicer
 from model_server.source import FileSystemSource
@@ -53,6 +53,8 @@ class ServerOptions:
     credentials: grpc.ServerCredentials | None = None  # TLS (--ssl_config_file); None: plaintext
     session_config: config_pb2.ConfigProto | None = None  # thread pools of every loaded version
     batching: BatchingOptions | None = None  # --enable_batching; None: each Predict runs alone
+    predict_runtime: str = AUTO_RUNTIME  # --predict_runtime: LiteRT where a version has a conversion, or TensorFlow
+    litert_threads: int = 1  # threads of each LiteRT interpreter (--tensorflow_intra_op_parallelism; 0: LiteRT's)
 
 
 def serve(options: ServerOptions, stopped: threading.Event | None = None) -> None:
@@ -64,7 +66,7 @@ def serve(options: ServerOptions, stopped: threading.Event | None = None) -> Non
     batch_scheduler = None if options.batching is None else BatchScheduler(options.batching)
     manager = ModelManager(functools.partial(
         load_servable, enable_warmup=options.enable_model_warmup, session_config=options.session_config,
-        batch_scheduler=batch_scheduler,
+        batch_scheduler=batch_scheduler, runtime=options.predict_runtime, litert_threads=options.litert_threads,
     ))
     source = FileSystemSource(options.models, options.file_system_poll_wait_seconds, manager.set_aspired_versions)
     source.poll(threads=_INITIAL_LOAD_THREADS)

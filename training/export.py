@@ -2,7 +2,8 @@
 
 model_repository/<name>/<version>/ holds saved_model.pb + variables/, the label list in assets/labels.txt and
 warm-up requests in assets.extra/tf_serving_warmup_requests, so TF Serving (or the development model server)
-answers its first real request without a cold start.
+answers its first real request without a cold start, and the LiteRT conversion the development model server
+runs Predict on, in assets.extra/litert/ (training.litert_export; TF Serving ignores it).
 
 A calibration (training.calibration) is part of the served graph, so every client gets calibrated
 `probabilities`; the model's own answers stay available under the `uncalibrated` signature (same input and
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +26,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 from training.calibration import LOG_FLOOR, Calibration
+from training.litert_export import ConversionError, convert_version
 
 SIGNATURE_NAME = "serving_default"
 UNCALIBRATED_SIGNATURE_NAME = "uncalibrated"
@@ -81,6 +84,7 @@ def export_savedmodel(
             json.dumps({**calibration.to_dict(), **(calibration_details or {})}, indent=2) + "\n"
         )
         _verify(staging, model, input_key, input_shape, labels, warmup_batch, calibration)
+        _convert_to_litert(staging, version)
         target = model_dir / str(version)
         if target.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".retired-{version}-", dir=model_dir))
@@ -93,6 +97,16 @@ def export_savedmodel(
         if staging.exists():
             shutil.rmtree(staging)
     return target
+
+
+def _convert_to_litert(staging: Path, version: int) -> None:
+    """The version's LiteRT conversion, checked on its warm-up requests. A model that does not convert is still
+    installed (TF Serving and the development model server's TensorFlow runtime serve it), with a warning."""
+    try:
+        convert_version(staging)
+    except ConversionError as error:
+        warnings.warn(f"version {version} is exported without a LiteRT conversion (the development model server "
+                      f"will run it on TensorFlow): {error}", stacklevel=3)
 
 
 def next_version(model_dir: Path) -> int:

@@ -18,7 +18,8 @@ from model_server.config import (
 )
 from model_server.config_reload import ConfigFilePoller
 from model_server.errors import ServingError
-from model_server.loader import load_servable, session_config
+from model_server.loader import load_servable
+from model_server.tf_runtime import session_config
 from model_server.manager import AVAILABLE, END, ModelManager, VersionStatus
 from model_server.source import FileSystemSource, ModelVersion, find_versions
 from model_server.tensors import to_proto_field
