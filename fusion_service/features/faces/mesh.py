@@ -35,10 +35,6 @@ class MeshLook:
     presence: float  # 0 to 1: how sure it is that the square shows a face
     points: np.ndarray  # [468, 2] x, y of the landmarks, in the image's pixels
 
-    @property
-    def is_face(self) -> bool:
-        return self.presence >= MIN_PRESENCE
-
 
 class FaceMesh:
     def __init__(self, model_path: str | Path | None = None) -> None:
