@@ -9,7 +9,13 @@ import pytest
 from skimage import data
 
 from fusion_service.features.faces import models
-from fusion_service.features.faces.blazeface import FULL_RANGE, BlazeFaceDetector, anchor_centres, weighted_nms
+from fusion_service.features.faces.blazeface import (
+    FULL_RANGE,
+    MAX_PIXELS_AFTER_FACE,
+    BlazeFaceDetector,
+    anchor_centres,
+    weighted_nms,
+)
 from fusion_service.features.faces.boxes import Box
 from fusion_service.features.faces.gray import to_gray
 from fusion_service.features.faces.haar import HaarFaceDetector
@@ -102,6 +108,7 @@ def test_without_its_network_file_the_error_says_how_to_reinstall_or_what_to_use
     ({"min_score": 1.0}, "min_score"), ({"nms_iou": 0.0}, "nms_iou"), ({"smallest_face": 0}, "smallest_face"),
     ({"smallest_face_fraction": 1.0}, "smallest_face_fraction"), ({"reliable_face": 200}, "reliable_face"),
     ({"scale_step": 1.0}, "scale_step"), ({"min_presence": 1.0}, "min_presence"),
+    ({"max_pixels_after_face": -1}, "max_pixels_after_face"),
 ])
 def test_bad_settings_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -132,13 +139,23 @@ class CountingFinerPasses(BlazeFaceDetector):
         return super()._scaled(rgb, scale)
 
 
-def test_the_finer_passes_run_only_where_the_coarser_ones_find_no_face_unless_every_scale_is_asked():
-    near = cv2.resize(face_photo(), (640, 640))[:480]  # a face at the screen: the first pass finds it
-    default, every = CountingFinerPasses(), CountingFinerPasses(every_scale=True)
-    assert default.detect(near) and default.finer_passes == 0
-    assert every.detect(near) and every.finer_passes == len(every.scales(480, 640)) - 1
-    default.detect(np.full((480, 640, 3), 90, np.uint8))  # nothing near: the finer passes look for far faces
-    assert default.finer_passes == len(default.scales(480, 640)) - 1
+def test_after_a_near_face_the_finer_passes_run_up_to_a_640x480_input_unless_told_otherwise():
+    """Someone at the screen is found by the first pass; the finer passes still look for people further away,
+    in a 1280x720 frame all but the finest (a 1024x576 input, over the budget)."""
+    for (width, height), skipped in (((640, 480), 0), ((1280, 720), 1)):
+        near = cv2.resize(face_photo(), (width, width))[:height]
+        default, every, first = (CountingFinerPasses(max_pixels_after_face=limit)
+                                 for limit in (MAX_PIXELS_AFTER_FACE, None, 0))
+        finer = len(default.scales(height, width)) - 1
+        assert default.detect(near) and default.finer_passes == finer - skipped
+        assert every.detect(near) and every.finer_passes == finer
+        assert first.detect(near) and first.finer_passes == 0
+
+
+def test_without_a_face_every_pass_runs_whatever_the_budget():
+    detector = CountingFinerPasses(max_pixels_after_face=0)
+    assert detector.detect(np.full((720, 1280, 3), 90, np.uint8)) == []
+    assert detector.finer_passes == len(detector.scales(720, 1280)) - 1
 
 
 def test_a_false_face_of_the_first_pass_does_not_stop_the_search_for_a_small_real_one():

@@ -16,8 +16,8 @@ from testkit.media import face_photo
 def test_a_persons_face_is_confirmed_and_a_cats_face_is_not():
     mesh = FaceMesh()
     cat = np.ascontiguousarray(data.chelsea())  # RGB, as the detector hands its image over
-    (cat_face,) = BlazeFaceDetector(confirm=False).detect(cv2.cvtColor(cat, cv2.COLOR_RGB2BGR))
-    (her_face,) = BlazeFaceDetector(confirm=False).detect(face_photo())
+    (cat_face,) = BlazeFaceDetector(confirm=False, multi_scale=False).detect(cv2.cvtColor(cat, cv2.COLOR_RGB2BGR))
+    (her_face,) = BlazeFaceDetector(confirm=False, multi_scale=False).detect(face_photo())
     assert mesh.look(cat, cat_face).presence < MIN_PRESENCE
     assert mesh.look(cv2.cvtColor(face_photo(), cv2.COLOR_BGR2RGB), her_face).presence > 0.9
 
@@ -35,7 +35,7 @@ def test_a_box_past_the_image_edge_is_scored_on_replicated_edges():
 
 def test_the_points_lie_on_the_face_in_the_images_pixels():
     photo = face_photo()
-    (box,) = BlazeFaceDetector(confirm=False).detect(photo)
+    (box,) = BlazeFaceDetector(confirm=False, multi_scale=False).detect(photo)
     points = FaceMesh().look(cv2.cvtColor(photo, cv2.COLOR_BGR2RGB), box).points
     assert points.shape == (468, 2)
     centre = points.mean(axis=0)

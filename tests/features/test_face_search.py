@@ -71,22 +71,34 @@ def test_face_like_patterns_are_not_taken_for_faces(pipeline, photo):
     assert pipeline.faces(cv2.resize(bgr, (640, 480), interpolation=cv2.INTER_AREA))[0] == []
 
 
-def test_faces_of_several_sizes_in_one_frame_are_all_found_largest_first():
-    """Small faces beside a large one: what the every-scale search is for (the default stops at the large one)."""
-    pipeline = FacePipeline(make_detector("blazeface-every-scale"))
-    frame, big = small_face_frame(150, (1280, 720), (900, 300))
-    widths_and_places = [(70, (100, 500)), (100, (450, 100))]
-    truths = [big]
-    for face_width, place in widths_and_places:
-        head, truth = small_face_frame(face_width, (1280, 720), place)
+def frame_of_several_faces(frame_size: tuple[int, int], faces: list[tuple[int, tuple[int, int]]]) -> tuple[np.ndarray, list]:
+    """A frame with the astronaut's head at each (face width, top-left corner of the face box), and the boxes."""
+    (first_width, first_place), *others = faces
+    frame, first = small_face_frame(first_width, frame_size, first_place)
+    truths = [first]
+    for face_width, place in others:
+        head, truth = small_face_frame(face_width, frame_size, place)
         x, y, side, _ = truth
         pad = side // 2  # the head and some of its shoulders
         frame[y - pad : y + 2 * side, x - pad : x + side + pad] = head[y - pad : y + 2 * side, x - pad : x + side + pad]
         truths.append(truth)
+    return frame, truths
+
+
+def test_small_faces_beside_a_near_one_are_found_by_the_default_search_largest_first(pipeline):
+    """A person at the screen and two further away in 640x480: the search goes on after the near face."""
+    frame, truths = frame_of_several_faces((640, 480), [(150, (420, 150)), (45, (60, 380)), (80, (200, 60))])
     boxes, crops = pipeline.faces(frame)
     assert len(boxes) == 3 and len(crops) == 3
     assert all(found(boxes, truth) for truth in truths)
     assert [box.area for box in boxes] == sorted((box.area for box in boxes), reverse=True)
+
+
+def test_faces_of_several_sizes_in_a_large_frame_are_all_found_by_the_every_scale_search():
+    """In 1280x720 the default leaves the finest pass out once a face is found; every-scale runs it too."""
+    frame, truths = frame_of_several_faces((1280, 720), [(150, (900, 300)), (70, (100, 500)), (100, (450, 100))])
+    boxes, _ = FacePipeline(make_detector("blazeface-every-scale")).faces(frame)
+    assert len(boxes) == 3 and all(found(boxes, truth) for truth in truths)
 
 
 def test_a_stream_keeps_a_small_moving_face_searching_only_around_it_between_whole_frame_searches():

@@ -5,13 +5,13 @@ full-range network.
 The network files are MediaPipe's (Apache 2.0), shipped with this package (fusion_service/features/faces/models/).
 
 Why a pyramid of the short-range network: its layers are all convolutions, so it runs on an input of any size
-(a multiple of 16), but it finds a face reliably only while the face is about 26-128 px of its input (on the
+(a multiple of 16), but it finds a face reliably only while the face is about 32-128 px of its input (on the
 detection benchmark's faces, at MediaPipe's score threshold: half of them at 20 px, 90% from 32 px, few above
-its own input). So the frame is searched at several scales, each `scale_step` from the next, from the whole
-frame letterboxed into 128x128 down to the scale that makes the smallest face searched 26 px; each pass keeps
-the faces of its band. The finest pass costs most (its input has the most pixels). The full-range network
-(192x192, "up to 5 m") is run on its own input size only; it finds fewer faces than the pyramid
-(training/reports/video/face_detection.md).
+its own input; blurred faces, such as small photographs enlarged, score under 0.5 until they are 40-50 px). So
+the frame is searched at several scales, each `scale_step` from the next, from the whole frame letterboxed into
+128x128 down to the scale that makes the smallest face searched 32 px; each pass keeps the faces of its band.
+The finest pass costs most (its input has the most pixels). The full-range network (192x192, "up to 5 m") is
+run on its own input size only; it finds fewer faces than the pyramid (training/reports/video/face_detection.md).
 
 Decoding follows MediaPipe's graphs: SSD anchors at the centres of the output cells (short range: strides 8
 and 16 with 2 and 6 anchors per cell; full range: stride 4, one), boxes and six keypoints in input pixels
@@ -38,6 +38,11 @@ _INPUT_MULTIPLE = 16  # the coarsest stride: an input side must be a multiple of
 # the training faces and sit low on them; the margin lies between the two corpora's estimates, the shift is their
 # mean. Figures: training/reports/video/face_framing.md.
 BLAZEFACE_FRAMING = Framing(margin=0.06, shift=-0.10)
+
+# The largest pass input, in pixels, that still runs once a face has been found: a 640x480 frame's. On a 2-core
+# machine its finest pass costs about 15 ms; a 1280x720 frame's finest (1024x576) several times that, paid on
+# every whole-frame search of a frame with someone near (training/reports/video/face_detection.md).
+MAX_PIXELS_AFTER_FACE = 640 * 480
 
 
 @dataclass(frozen=True)
@@ -74,10 +79,12 @@ class BlazeFaceDetector:
     The passes (`scales`, with `multi_scale`; the short-range network only) go from the whole frame letterboxed
     into the network's input to the frame scaled so that `smallest_face` (pixels, or `smallest_face_fraction` of
     the width where that is larger: the share keeps the cost of full-HD frames bounded) is `reliable_face` px.
-    Passes run coarsest first, and by default the search stops at the first pass that gives a confirmed face: a
-    person at the screen costs one small pass, a person alone at a distance is still found. With `every_scale`
-    every pass always runs, also finding small faces beside a large one (several people at different
-    distances). Boxes smaller than half the smallest face searched for are dropped, and so are those merged from
+    Passes run coarsest first, and the detections of all passes run are merged (weighted non-maximum
+    suppression across passes). Once a pass has given a confirmed face, the finer passes still look for other
+    people further away, but only those whose input has at most `max_pixels_after_face` pixels (the cost of a
+    pass follows its pixels): with the default, a 640x480 frame is always searched down to its smallest faces,
+    and in a person-at-the-screen 1280x720 frame the finest pass (1024x576) is left out. None runs every pass
+    always, 0 stops at the first pass with a face. Boxes smaller than half the smallest face searched for are dropped, and so are those merged from
     fewer anchors than the model's `min_support` (short range: false faces in the benchmark's and the tests'
     frames came from one or two anchors scoring about 0.5, real faces of every size from four or more; the
     full-range model has one anchor per cell and gives a face two or three). With `confirm`, a detection is kept
@@ -94,11 +101,11 @@ class BlazeFaceDetector:
         nms_iou: float = 0.3,
         smallest_face: int = 40,
         smallest_face_fraction: float = 0.03,
-        reliable_face: int = 26,
+        reliable_face: int = 32,
         scale_step: float = 3.0,
         min_presence: float = MIN_PRESENCE,
         multi_scale: bool = True,
-        every_scale: bool = False,
+        max_pixels_after_face: int | None = MAX_PIXELS_AFTER_FACE,
         confirm: bool = True,
         model_path: str | Path | None = None,
     ) -> None:
@@ -116,6 +123,8 @@ class BlazeFaceDetector:
             raise ValueError(f"scale_step must be above 1, got {scale_step}")
         if not 0.0 <= min_presence < 1.0:
             raise ValueError(f"min_presence must be in [0, 1), got {min_presence}")
+        if max_pixels_after_face is not None and max_pixels_after_face < 0:
+            raise ValueError(f"max_pixels_after_face must be a number of pixels >= 0 or None, got {max_pixels_after_face}")
         self._network = TfliteNetwork(Path(model_path) if model_path is not None else network_file(model.file))
         self._anchors: dict[tuple[int, int], np.ndarray] = {}
         self.model = model
@@ -126,7 +135,7 @@ class BlazeFaceDetector:
         self.reliable_face, self.scale_step = reliable_face, scale_step
         self.min_presence = min_presence
         self.multi_scale = multi_scale and model.any_input_size
-        self.every_scale = every_scale
+        self.max_pixels_after_face = max_pixels_after_face
         self._mesh = FaceMesh() if confirm else None
 
     def smallest_searched(self, width: int) -> float:
@@ -156,19 +165,28 @@ class BlazeFaceDetector:
         scales = self.scales(height, width) if deep else self.scales(height, width)[:1]
         rows: list[np.ndarray] = []
         faces: list[Box] = []
+        presence: dict[Box, float] = {}  # FaceMesh's looks of this call: a box unchanged by a finer pass is not looked at again
         for index, scale in enumerate(scales):
+            if faces and not self._runs_after_face(height, width, scale):
+                break
             rows.append(self._letterboxed(rgb, scale) if index == 0 else self._scaled(rgb, scale))
-            if index == len(scales) - 1 or not self.every_scale:
-                faces = self._confirmed(rgb, self._merged(rows, height, width, smallest), confirm)
-                if faces:
-                    break
+            faces = self._confirmed(rgb, self._merged(rows, height, width, smallest), confirm, presence)
         return faces
 
-    def _confirmed(self, rgb: np.ndarray, boxes: list[Box], confirm: bool) -> list[Box]:
+    def _runs_after_face(self, height: int, width: int, scale: float) -> bool:
+        """Whether the pass at `scale` still runs once a face has been found: within max_pixels_after_face."""
+        if self.max_pixels_after_face is None:
+            return True
+        return _padded_side(height * scale) * _padded_side(width * scale) <= self.max_pixels_after_face
+
+    def _confirmed(self, rgb: np.ndarray, boxes: list[Box], confirm: bool, presence: dict[Box, float]) -> list[Box]:
         """The boxes FaceMesh says show a face (all of them without `confirm`)."""
         if self._mesh is None or not confirm:
             return boxes
-        return [box for box in boxes if self._mesh.look(rgb, box).presence >= self.min_presence]
+        for box in boxes:
+            if box not in presence:
+                presence[box] = self._mesh.look(rgb, box).presence
+        return [box for box in boxes if presence[box] >= self.min_presence]
 
     def _merged(self, rows: list[np.ndarray], height: int, width: int, smallest: float) -> list[Box]:
         """The passes' detections merged into boxes, largest first."""
@@ -194,7 +212,7 @@ class BlazeFaceDetector:
         """The frame scaled by `scale`, padded on the right and bottom to a size the network takes; faces wider
         than the network's own input are left to a coarser pass, which sees them whole."""
         small = _resized(rgb, scale)
-        padded = tuple(-(-side // _INPUT_MULTIPLE) * _INPUT_MULTIPLE for side in small.shape[:2])
+        padded = tuple(_padded_side(side) for side in small.shape[:2])
         rows = self._run(small, padded, (0, 0), scale)
         return rows[(rows[:, 2] - rows[:, 0]) * scale <= self.model.input_size]
 
@@ -235,6 +253,11 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     if image.shape[2] != 3:
         raise ValueError(f"expected a gray or BGR image (convert BGRA with cv2.cvtColor), got shape {image.shape}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _padded_side(side: float) -> int:
+    """An input side the network takes: `side` rounded as _resized rounds it, padded up to a multiple of 16."""
+    return -(-max(1, round(side)) // _INPUT_MULTIPLE) * _INPUT_MULTIPLE
 
 
 def _resized(image: np.ndarray, scale: float) -> np.ndarray:

@@ -18,7 +18,7 @@ from fusion_service.features.faces.names import DEFAULT_DETECTOR, DETECTOR_NAMES
 # Every name in names.DETECTOR_NAMES, with the class that builds it (a test keeps the two in step).
 DETECTORS: dict[str, Callable[[], FaceDetector]] = {
     "blazeface": BlazeFaceDetector,
-    "blazeface-every-scale": functools.partial(BlazeFaceDetector, every_scale=True),
+    "blazeface-every-scale": functools.partial(BlazeFaceDetector, max_pixels_after_face=None),
     "haar": HaarFaceDetector,
 }
 
