@@ -131,7 +131,8 @@ def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None
             "--" + f.name.replace("_", "-"),
             type=kind,
             default=default,
-            help=f"{_HELP[f.name]} (env {env_name(f.name)}; default {f.default})",
+            # argparse %-formats help texts: a literal "%" must reach it doubled.
+            help=f"{_HELP[f.name]} (env {env_name(f.name)}; default {f.default})".replace("%", "%%"),
         )
     args = parser.parse_args(argv)
     settings = Settings(**vars(args))

@@ -49,3 +49,11 @@ def test_configuration_lists_the_face_detectors_without_importing_opencv():
     probe = "import sys, fusion_service.config; print('cv2' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_help_lists_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_settings(["--help"], environ={})
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert all(flag in printed for flag, *_ in options_table())
