@@ -27,11 +27,13 @@ sys.modules.setdefault("keras", None)  # as model_server/__main__.py: SavedModel
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from tensorflow_serving.apis import model_pb2, predict_pb2  # noqa: E402
 
-from model_server.loader import AUTO_RUNTIME, DEFAULT_SIGNATURE, TENSORFLOW_RUNTIME, load_servable  # noqa: E402
+from model_server import wire  # noqa: E402
+from model_server.loader import (  # noqa: E402
+    AUTO_RUNTIME, DEFAULT_SIGNATURE, TENSORFLOW_RUNTIME, SessionSettings, load_servable,
+)
 from model_server.source import find_versions  # noqa: E402
-from model_server.tf_runtime import configure_threads, session_config  # noqa: E402
+from protos.tfserving.tensors import fill_tensor_proto  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WARMUP_CALLS = 20
@@ -51,10 +53,10 @@ def _median_ms(calls: dict[str, Callable[[], object]], runs: int) -> dict[str, f
     return {name: statistics.median(values) for name, values in durations.items()}
 
 
-def measure(repository: Path, name: str, batch_sizes: list[int], runs: int, sessions) -> list[dict]:
+def measure(repository: Path, name: str, batch_sizes: list[int], runs: int, session: SessionSettings) -> list[dict]:
     version = find_versions(str(repository / name))[-1]
     servables = {
-        runtime: load_servable(name, version.number, version.path, enable_warmup=False, session_config=sessions,
+        runtime: load_servable(name, version.number, version.path, enable_warmup=False, session=session,
                                runtime=runtime, litert_threads=1)
         for runtime in (AUTO_RUNTIME, TENSORFLOW_RUNTIME)
     }
@@ -65,8 +67,8 @@ def measure(repository: Path, name: str, batch_sizes: list[int], runs: int, sess
     rows = []
     for size in batch_sizes:
         batch = np.random.default_rng(size).normal(size=(size, *input_shape)).astype(np.float32)
-        request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name), output_filter=["probabilities"])
-        request.inputs[input_key].CopyFrom(tf.make_tensor_proto(batch))
+        request = wire.PredictRequest(model_spec=wire.ModelSpec(name=name), output_filter=["probabilities"])
+        fill_tensor_proto(request.inputs[input_key], batch, typed=False)
         medians = _median_ms({
             "predict_litert": lambda: servables[AUTO_RUNTIME].predict(request),
             "predict_tensorflow": lambda: servables[TENSORFLOW_RUNTIME].predict(request),
@@ -91,11 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=200, help="calls per figure (default 200)")
     parser.add_argument("--out", type=Path, help="also write the figures here as JSON")
     args = parser.parse_args(argv)
-    configure_threads(1, 1)
-    sessions = session_config(1, 1)
+    tf.config.threading.set_intra_op_parallelism_threads(1)  # the revived signature's eager thread pools
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    session = SessionSettings(intra_op=1, inter_op=1)
     rows = [
         row for name in args.models
-        for row in measure(args.repository, name, args.batch_sizes, args.runs, sessions)
+        for row in measure(args.repository, name, args.batch_sizes, args.runs, session)
     ]
     results = {"load_average": [round(x, 2) for x in os.getloadavg()], "rows": rows}
     print(json.dumps(results, indent=2))

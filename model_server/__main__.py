@@ -2,6 +2,9 @@
 
     python -m model_server --port=8500 --model_name=audio --model_base_path=/abs/path/model_repository/audio
     python -m model_server --port=8500 --model_config_file=/abs/path/models.config
+
+TensorFlow is imported only when a version runs on it (no matching LiteRT conversion, or --predict_runtime=
+tensorflow) or to read --tensorflow_session_config_file; a server whose versions all run on LiteRT never does.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import logging
 import os
 import sys
 
-# TensorFlow imports Keras eagerly (and Keras scikit-learn and SciPy) so that Keras objects in a SavedModel
-# can be revived. This server loads SavedModels as TF Serving does, by their signatures, which need no Keras:
+# TensorFlow, when a version runs on it, imports Keras eagerly (and Keras scikit-learn and SciPy) so that Keras
+# objects in a SavedModel can be revived. This server loads SavedModels as TF Serving does, by their signatures,
+# which need no Keras:
 # TF Serving has no Keras at all. Without it a model server needs less memory and starts sooner
 # (docs/performance.md).
 sys.modules.setdefault("keras", None)
@@ -21,9 +25,8 @@ from model_server.batching import BatchingOptions, read_batching_parameters_file
 from model_server.config import (  # noqa: E402
     ConfigError, read_model_config_file, read_session_config_file, single_model_config,
 )
-from model_server.loader import AUTO_RUNTIME, RUNTIMES  # noqa: E402
+from model_server.loader import AUTO_RUNTIME, RUNTIMES, SessionSettings  # noqa: E402
 from model_server.server import ServerOptions, StartupError, serve  # noqa: E402
-from model_server.tf_runtime import configure_threads, session_config  # noqa: E402
 from model_server.tls import read_ssl_config_file  # noqa: E402
 
 log = logging.getLogger("model_server")
@@ -136,8 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         batching = _batching_options(args)
         intra_op, inter_op = args.tensorflow_intra_op_parallelism, args.tensorflow_inter_op_parallelism
         session_file = args.tensorflow_session_config_file
-        sessions = session_config(intra_op, inter_op, read_session_config_file(session_file) if session_file else None)
-        configure_threads(intra_op, inter_op)
+        session = SessionSettings(intra_op, inter_op, read_session_config_file(session_file) if session_file else None)
         serve(ServerOptions(
             port=args.port,
             models=models,
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             model_config_file=args.model_config_file,
             model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
             enable_model_warmup=args.enable_model_warmup,
-            session_config=sessions,
+            session=session,
             predict_runtime=args.predict_runtime,
             litert_threads=intra_op,
             batching=batching,

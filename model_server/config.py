@@ -14,8 +14,8 @@ from typing import TypeVar
 
 from google.protobuf import text_format
 from google.protobuf.message import Message
-from tensorflow.core.protobuf import config_pb2
-from tensorflow_serving.config import model_server_config_pb2
+
+from model_server import wire
 
 TENSORFLOW_PLATFORM = "tensorflow"
 # What a model_config_list entry may set here; the rest (version labels, request logging) is not
@@ -82,7 +82,7 @@ def single_model_config(name: str, base_path: str) -> list[ModelConfig]:
 def read_model_config_file(path: str) -> list[ModelConfig]:
     """Parse a ModelServerConfig text file (model_config_list { config { name, base_path, model_platform,
     model_version_policy } })."""
-    server_config = read_text_proto(path, model_server_config_pb2.ModelServerConfig(), "model config file")
+    server_config = read_text_proto(path, wire.ModelServerConfig(), "model config file")
     if server_config.WhichOneof("config") != "model_config_list":
         raise ConfigError(f"'{path}' has no model_config_list; only model_config_list is supported")
     configs = []
@@ -95,7 +95,7 @@ def read_model_config_file(path: str) -> list[ModelConfig]:
     return configs
 
 
-def _version_policy(entry: model_server_config_pb2.ModelConfig) -> VersionPolicy:
+def _version_policy(entry: Message) -> VersionPolicy:
     policy = entry.model_version_policy
     choice = policy.WhichOneof("policy_choice")
     if choice == "all":
@@ -108,7 +108,7 @@ def _version_policy(entry: model_server_config_pb2.ModelConfig) -> VersionPolicy
     return VersionPolicy("latest", num_versions=max(policy.latest.num_versions, 1))
 
 
-def _check_entry(entry: model_server_config_pb2.ModelConfig) -> None:
+def _check_entry(entry: Message) -> None:
     unsupported = sorted(field.name for field, _ in entry.ListFields() if field.name not in _SUPPORTED_FIELDS)
     if unsupported:
         raise ConfigError(
@@ -135,6 +135,12 @@ def _validate(configs: list[ModelConfig]) -> None:
             )
 
 
-def read_session_config_file(path: str) -> config_pb2.ConfigProto:
-    """The TensorFlow session configuration of --tensorflow_session_config_file (a text-format ConfigProto)."""
+def read_session_config_file(path: str) -> Message:
+    """The TensorFlow session configuration of --tensorflow_session_config_file (a text-format ConfigProto).
+
+    ConfigProto is TensorFlow's own message (a large tree the vendored protos leave out), so reading the file
+    imports TensorFlow: a server given one is a server that configures TensorFlow Sessions.
+    """
+    from tensorflow.core.protobuf import config_pb2  # noqa: PLC0415 (see above)
+
     return read_text_proto(path, config_pb2.ConfigProto(), "session config file")

@@ -5,7 +5,9 @@ filter, run), with its status codes and messages, so a client cannot tell the tw
 Signatures are read from saved_model.pb, as TF Serving reports them. Only their execution has two runtimes:
 LiteRT (litert_runtime.py) for a version whose LiteRT conversion matches its SavedModel (litert_conversion.py),
 which is faster and needs no TensorFlow, and otherwise a TensorFlow Session as TF Serving's (tf_runtime.py).
-Everything around the run (lookup, checks, filter, encoding, batching, warm-up) is this one code path.
+Everything around the run (lookup, checks, filter, encoding, batching, warm-up) is this one code path, and
+needs no TensorFlow: messages are model_server.wire's, tensors are decoded by numpy (protos.tfserving.tensors),
+the warm-up file is read by tfrecord.py. TensorFlow is imported only for a version that runs on it.
 """
 
 from __future__ import annotations
@@ -13,21 +15,21 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import numpy as np
-import tensorflow as tf
-from google.protobuf.message import DecodeError
-from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, saved_model_pb2
-from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+from google.protobuf.message import DecodeError, Message
 
+from model_server import wire
 from model_server.batching import BatchScheduler
 from model_server.errors import ServingError
 from model_server.litert_conversion import find_conversion
 from model_server.litert_runtime import LiteRtRuntime
 from model_server.source import SAVED_MODEL_FILE
-from model_server.tensors import data_type_string, to_ndarray, to_proto_field
+from model_server.tfrecord import DataLossError, read_records
+from protos.tfserving.tensors import fill_tensor_proto, to_ndarray
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +43,22 @@ WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000  # TF Serving's WarmupConsts::kMaxNumRecords
 
 
-def read_signature_defs(export_dir: str) -> dict[str, meta_graph_pb2.SignatureDef]:
-    """The SignatureDefs of the "serve" MetaGraphDef, exactly as saved (GetModelMetadata returns these)."""
+@dataclass(frozen=True)
+class SessionSettings:
+    """What the TensorFlow Session of a version that runs on TensorFlow is configured with
+    (tf_runtime.session_config builds its ConfigProto from these)."""
+
+    intra_op: int = 0  # --tensorflow_intra_op_parallelism (0: TensorFlow chooses)
+    inter_op: int = 0  # --tensorflow_inter_op_parallelism
+    from_file: Message | None = None  # --tensorflow_session_config_file's ConfigProto
+
+
+
+def read_signature_defs(export_dir: str) -> dict[str, Message]:
+    """The SignatureDefs of the "serve" MetaGraphDef, exactly as saved (GetModelMetadata returns these; what the
+    vendored SavedModel leaves unparsed, the graph, stays out of memory)."""
     path = Path(export_dir) / SAVED_MODEL_FILE
-    saved_model = saved_model_pb2.SavedModel()
+    saved_model = wire.SavedModel()
     try:
         saved_model.ParseFromString(path.read_bytes())
     except DecodeError:
@@ -64,7 +78,7 @@ class Servable:
     """A loaded model version; safe to call from many threads at once."""
 
     def __init__(
-        self, name: str, version: int, export_dir: str, session_config: config_pb2.ConfigProto | None = None,
+        self, name: str, version: int, export_dir: str, session: SessionSettings | None = None,
         batch_scheduler: BatchScheduler | None = None, runtime: str = AUTO_RUNTIME, litert_threads: int = 1,
     ):
         self.name = name
@@ -73,21 +87,22 @@ class Servable:
         log.info("Reading SavedModel from: %s", export_dir)
         self.signature_defs = read_signature_defs(export_dir)
         self.runtime_name, self._runtime = _load_runtime(
-            export_dir, self.signature_defs, runtime, session_config, litert_threads
+            export_dir, self.signature_defs, runtime, session or SessionSettings(), litert_threads
         )
         log.info("Predict of servable {name: %s version: %d} runs on %s", name, version, self.runtime_name)
         self._batch_scheduler = batch_scheduler
         if batch_scheduler is not None:
             log.info("Wrapping session to perform batch processing")
 
-    def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+    def predict(self, request: Message) -> Message:
+        """Answer a wire.PredictRequest with a wire.PredictResponse, or raise ServingError."""
         signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
         signature = self.signature_defs.get(signature_name)
         if signature is None:
             raise ServingError(
                 grpc.StatusCode.FAILED_PRECONDITION, f'Serving signature key "{signature_name}" not found.'
             )
-        response = predict_pb2.PredictResponse()
+        response = wire.PredictResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.signature_name = signature_name
         response.model_spec.version.value = self.version
@@ -102,7 +117,10 @@ class Servable:
             run_batch = functools.partial(self.run, signature_name, output_aliases=output_aliases)
             outputs = self._batch_scheduler.run(queue, inputs, run_batch)
         for alias in output_aliases:
-            response.outputs[alias].CopyFrom(to_proto_field(outputs[alias]))
+            try:
+                fill_tensor_proto(response.outputs[alias], outputs[alias], typed=True)
+            except TypeError as error:
+                raise ServingError(grpc.StatusCode.INTERNAL, f"output {alias} cannot be encoded: {error}") from None
         return response
 
     def run(self, signature_name: str, inputs: dict[str, np.ndarray], output_aliases: list[str]
@@ -120,17 +138,17 @@ class Servable:
         started = time.monotonic()
         count = 0
         try:
-            for record in tf.data.TFRecordDataset(str(path)):
-                self._replay(record.numpy(), path)
+            for record in read_records(path):
+                self._replay(record, path)
                 count += 1
                 if count > MAX_WARMUP_RECORDS:
                     raise ServingError(
                         grpc.StatusCode.INVALID_ARGUMENT,
                         f"Number of warmup records exceeds the maximum ({MAX_WARMUP_RECORDS}) at {path}",
                     )
-        except tf.errors.DataLossError as error:
+        except DataLossError as error:
             raise ServingError(
-                grpc.StatusCode.DATA_LOSS, f"{error.message}. Please verify your warmup data is in TFRecord format."
+                grpc.StatusCode.DATA_LOSS, f"{error}. Please verify your warmup data is in TFRecord format."
             ) from None
         elapsed_us = int((time.monotonic() - started) * 1e6)
         log.info(
@@ -139,7 +157,7 @@ class Servable:
         )
 
     def _replay(self, record: bytes, path: Path) -> None:
-        prediction_log = prediction_log_pb2.PredictionLog()
+        prediction_log = wire.PredictionLog()
         try:
             prediction_log.ParseFromString(record)
         except DecodeError:
@@ -157,23 +175,18 @@ class Servable:
 
 
 def load_servable(
-    name: str, version: int, export_dir: str, enable_warmup: bool,
-    session_config: config_pb2.ConfigProto | None = None, batch_scheduler: BatchScheduler | None = None,
-    runtime: str = AUTO_RUNTIME, litert_threads: int = 1,
+    name: str, version: int, export_dir: str, enable_warmup: bool, session: SessionSettings | None = None,
+    batch_scheduler: BatchScheduler | None = None, runtime: str = AUTO_RUNTIME, litert_threads: int = 1,
 ) -> Servable:
     """Load one version and, when enabled, warm it up; any failure leaves nothing loaded."""
-    try:
-        servable = Servable(name, version, export_dir, session_config, batch_scheduler, runtime, litert_threads)
-        if enable_warmup:
-            servable.run_warmup()
-    except tf.errors.OpError as error:
-        raise ServingError.from_canonical_code(error.error_code, error.message) from None
+    servable = Servable(name, version, export_dir, session, batch_scheduler, runtime, litert_threads)
+    if enable_warmup:
+        servable.run_warmup()
     return servable
 
 
 def _load_runtime(
-    export_dir: str, signature_defs: dict[str, meta_graph_pb2.SignatureDef], runtime: str,
-    session_config: config_pb2.ConfigProto | None, litert_threads: int,
+    export_dir: str, signature_defs: dict[str, Message], runtime: str, session: SessionSettings, litert_threads: int,
 ):
     """(name, runtime) executing the version's signatures: LiteRT when allowed and its conversion matches the
     SavedModel and covers every signature, else a TensorFlow Session (TensorFlow is imported only then)."""
@@ -186,12 +199,13 @@ def _load_runtime(
                 return f"LiteRT ({conversion.model_path})", litert
             log.warning("Not using the LiteRT conversion %s: it lacks the signatures %s; convert the version again "
                         "(python -m training.litert_export %s)", conversion.model_path, missing, export_dir)
-    from model_server.tf_runtime import TfSessionRuntime  # noqa: PLC0415 (TensorFlow only where it runs)
+    from model_server import tf_runtime  # noqa: PLC0415 (TensorFlow only where a version runs on it)
 
-    return "TensorFlow", TfSessionRuntime(export_dir, signature_defs, session_config)
+    config = tf_runtime.session_config(session.intra_op, session.inter_op, session.from_file)
+    return "TensorFlow", tf_runtime.TfSessionRuntime(export_dir, signature_defs, config)
 
 
-def _parse_inputs(signature: meta_graph_pb2.SignatureDef, request: predict_pb2.PredictRequest) -> dict:
+def _parse_inputs(signature: Message, request: Message) -> dict:
     sent, expected = set(request.inputs), set(signature.inputs)
     if len(sent) != len(expected):
         raise ServingError(
@@ -210,12 +224,12 @@ def _parse_inputs(signature: meta_graph_pb2.SignatureDef, request: predict_pb2.P
             )
         try:
             inputs[alias] = to_ndarray(request.inputs[alias])
-        except ValueError:
+        except (TypeError, ValueError, OverflowError):
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"tensor parsing error: {alias}") from None
     return inputs
 
 
-def _output_aliases(signature: meta_graph_pb2.SignatureDef, output_filter) -> list[str]:
+def _output_aliases(signature: Message, output_filter) -> list[str]:
     """The outputs to return: those filtered, or all of the signature's."""
     aliases: list[str] = []
     for alias in output_filter:
@@ -231,7 +245,7 @@ def _output_aliases(signature: meta_graph_pb2.SignatureDef, output_filter) -> li
     return aliases or list(signature.outputs)
 
 
-def _check_input_dtypes(signature: meta_graph_pb2.SignatureDef, request: predict_pb2.PredictRequest) -> None:
+def _check_input_dtypes(signature: Message, request: Message) -> None:
     """Session::Run's feed check: its args are the feeds in tensor-name order."""
     infos = sorted(signature.inputs.items(), key=lambda item: item[1].name)
     for index, (alias, info) in enumerate(infos):
@@ -239,9 +253,17 @@ def _check_input_dtypes(signature: meta_graph_pb2.SignatureDef, request: predict
         if provided != info.dtype:
             raise ServingError(
                 grpc.StatusCode.INVALID_ARGUMENT,
-                f"Expects arg[{index}] to be {data_type_string(info.dtype)} but "
-                f"{data_type_string(provided)} is provided",
+                f"Expects arg[{index}] to be {_data_type_string(info.dtype)} but "
+                f"{_data_type_string(provided)} is provided",
             )
+
+
+def _data_type_string(dtype: int) -> str:
+    """TensorFlow's DataTypeString ("float", "double", "string"...), as in its error messages."""
+    try:
+        return wire.DataType.Name(dtype).removeprefix("DT_").lower()
+    except ValueError:  # a number no DataType has (proto3 enums take any)
+        return f"unknown dtype {dtype}"
 
 
 def _set(names) -> str:

@@ -15,15 +15,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import grpc
-from tensorflow_serving.apis import get_model_status_pb2, model_pb2
+from google.protobuf.message import Message
 
+from model_server import wire
 from model_server.errors import ServingError
 from model_server.loader import Servable
 from model_server.source import ModelVersion
 
 log = logging.getLogger(__name__)
 
-State = get_model_status_pb2.ModelVersionStatus.State
+State = wire.ModelVersionStatus.State
 START, LOADING, AVAILABLE, UNLOADING, END = (
     State.Value(name) for name in ("START", "LOADING", "AVAILABLE", "UNLOADING", "END")
 )
@@ -66,7 +67,7 @@ class ModelManager:
         for version in retiring:
             self._retire(name, version)
 
-    def servable(self, model_spec: model_pb2.ModelSpec) -> Servable:
+    def servable(self, model_spec: Message) -> Servable:
         """The version a request asks for: ModelSpec.version, or the newest available one."""
         if not model_spec.name:
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "ModelSpec has no name specified.")

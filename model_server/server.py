@@ -16,16 +16,14 @@ from concurrent import futures
 from dataclasses import dataclass
 
 import grpc
-from tensorflow.core.protobuf import config_pb2
-from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from model_server.batching import BatchingOptions, BatchScheduler
 from model_server.config import ModelConfig
 from model_server.config_reload import ConfigFilePoller
 from model_server.errors import ServingError
-from model_server.loader import AUTO_RUNTIME, load_servable
+from model_server.loader import AUTO_RUNTIME, SessionSettings, load_servable
 from model_server.manager import ModelManager
-from model_server.servicer import ModelServicer, PredictionServicer
+from model_server.servicer import handlers
 from model_server.source import FileSystemSource
 
 log = logging.getLogger(__name__)
@@ -51,7 +49,7 @@ class ServerOptions:
     enable_model_warmup: bool = True
     grpc_max_threads: int = 8
     credentials: grpc.ServerCredentials | None = None  # TLS (--ssl_config_file); None: plaintext
-    session_config: config_pb2.ConfigProto | None = None  # thread pools of every loaded version
+    session: SessionSettings | None = None  # what a version that runs on TensorFlow configures its Session with
     batching: BatchingOptions | None = None  # --enable_batching; None: each Predict runs alone
     predict_runtime: str = AUTO_RUNTIME  # --predict_runtime: LiteRT where a version has a conversion, or TensorFlow
     litert_threads: int = 1  # threads of each LiteRT interpreter (--tensorflow_intra_op_parallelism; 0: LiteRT's)
@@ -65,7 +63,7 @@ def serve(options: ServerOptions, stopped: threading.Event | None = None) -> Non
 
     batch_scheduler = None if options.batching is None else BatchScheduler(options.batching)
     manager = ModelManager(functools.partial(
-        load_servable, enable_warmup=options.enable_model_warmup, session_config=options.session_config,
+        load_servable, enable_warmup=options.enable_model_warmup, session=options.session,
         batch_scheduler=batch_scheduler, runtime=options.predict_runtime, litert_threads=options.litert_threads,
     ))
     source = FileSystemSource(options.models, options.file_system_poll_wait_seconds, manager.set_aspired_versions)
@@ -106,8 +104,7 @@ def _start_grpc(manager: ModelManager, options: ServerOptions) -> grpc.Server:
         futures.ThreadPoolExecutor(max_workers=options.grpc_max_threads, thread_name_prefix="grpc"),
         options=_UNLIMITED_MESSAGES,
     )
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(manager), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), server)
+    server.add_generic_rpc_handlers(handlers(manager))
     address = f"0.0.0.0:{options.port}"
     try:
         if options.credentials is None:

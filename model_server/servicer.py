@@ -1,7 +1,8 @@
 """TF Serving's gRPC services (PredictionService, ModelService) over the model manager.
 
 Request validation order, status codes and messages follow TF Serving's prediction_service_impl.cc,
-get_model_metadata_impl.cc and get_model_status_impl.cc.
+get_model_metadata_impl.cc and get_model_status_impl.cc. Messages are model_server.wire's (the vendored protos,
+in the server's own descriptor pool), and handlers() registers the methods with gRPC from their descriptors.
 """
 
 from __future__ import annotations
@@ -10,13 +11,8 @@ import functools
 import logging
 
 import grpc
-from tensorflow_serving.apis import (
-    get_model_metadata_pb2,
-    get_model_status_pb2,
-    model_service_pb2_grpc,
-    prediction_service_pb2_grpc,
-)
 
+from model_server import wire
 from model_server.errors import ServingError
 from model_server.manager import ModelManager
 
@@ -40,7 +36,7 @@ def _answers_errors(method):
 
 
 def _not_implemented(method_name: str):
-    def method(self, request, context: grpc.ServicerContext):
+    def method(request: bytes, context: grpc.ServicerContext):
         context.abort(
             grpc.StatusCode.UNIMPLEMENTED,
             f"{method_name} is not implemented by the development model server; use Predict, GetModelMetadata "
@@ -51,7 +47,7 @@ def _not_implemented(method_name: str):
     return method
 
 
-class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+class PredictionServicer:
     def __init__(self, manager: ModelManager):
         self._manager = manager
 
@@ -74,21 +70,17 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 # TF Serving formats this message with StrCat, so its "%s" stays literal: kept byte for byte.
                 raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"Metadata field %s is not supported{field}")
         servable = self._manager.servable(request.model_spec)
-        signatures = get_model_metadata_pb2.SignatureDefMap()
+        signatures = wire.SignatureDefMap()
         for name, signature in servable.signature_defs.items():
             signatures.signature_def[name].CopyFrom(signature)
-        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response = wire.GetModelMetadataResponse()
         response.model_spec.name = servable.name
         response.model_spec.version.value = servable.version
         response.metadata[SIGNATURE_DEF_FIELD].Pack(signatures)
         return response
 
-    Classify = _not_implemented("Classify")
-    Regress = _not_implemented("Regress")
-    MultiInference = _not_implemented("MultiInference")
 
-
-class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+class ModelServicer:
     def __init__(self, manager: ModelManager):
         self._manager = manager
 
@@ -98,7 +90,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
         spec = request.model_spec
         version = spec.version.value if spec.HasField("version") else None
-        response = get_model_status_pb2.GetModelStatusResponse()
+        response = wire.GetModelStatusResponse()
         for status in self._manager.version_statuses(spec.name, version):
             entry = response.model_version_status.add(version=status.version, state=status.state)
             if status.error is None:
@@ -108,4 +100,15 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
                 entry.status.error_message = status.error.message
         return response
 
-    HandleReloadConfigRequest = _not_implemented("HandleReloadConfigRequest")
+
+def handlers(manager: ModelManager) -> list[grpc.GenericRpcHandler]:
+    """PredictionService and ModelService over `manager`, as gRPC handlers."""
+    predictions, models = PredictionServicer(manager), ModelServicer(manager)
+    return [
+        wire.service_handler(
+            wire.PREDICTION_SERVICE,
+            {"Predict": predictions.Predict, "GetModelMetadata": predictions.GetModelMetadata},
+            _not_implemented,
+        ),
+        wire.service_handler(wire.MODEL_SERVICE, {"GetModelStatus": models.GetModelStatus}, _not_implemented),
+    ]

@@ -4,7 +4,8 @@ matching LiteRT conversion (and for comparisons, --predict_runtime=tensorflow).
 The MetaGraphDef is loaded into a Session, and a Predict is one Session.run feeding the signature's input
 tensors and fetching the outputs asked for (dtypes are checked before, shapes are left to the ops). This costs
 about 1 ms less per call than calling the signature revived by tf.saved_model.load (docs/performance.md).
-This is the only module of the server that imports TensorFlow.
+This is the only module of the server that imports TensorFlow (model_server.loader imports it when a version
+runs on TensorFlow), so a server whose versions all run on LiteRT never does.
 """
 
 from __future__ import annotations
@@ -18,14 +19,6 @@ from tensorflow.core.protobuf import config_pb2
 from model_server.errors import ServingError
 
 SERVE_TAG = "serve"
-
-
-def configure_threads(intra_op: int, inter_op: int) -> None:
-    """Size TensorFlow's eager thread pools before anything runs; 0 leaves the choice to TensorFlow."""
-    if intra_op > 0:
-        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
-    if inter_op > 0:
-        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
 
 
 def session_config(
@@ -46,6 +39,8 @@ class TfSessionRuntime:
     """Executes signatures of one SavedModel; safe to call from many threads at once."""
 
     def __init__(self, export_dir: str, signature_defs: dict, config: config_pb2.ConfigProto | None = None) -> None:
+        """`signature_defs` are the version's, by name (model_server.wire messages: only their tensor names are
+        read)."""
         self._signature_defs = signature_defs
         graph = tf.Graph()
         self._session = tf.compat.v1.Session(graph=graph, config=config)

@@ -24,6 +24,7 @@ OFFICIAL_MODULES = [
     "tensorflow_serving.apis.model_pb2",
     "tensorflow_serving.apis.model_service_pb2",
     "tensorflow_serving.apis.predict_pb2",
+    "tensorflow_serving.apis.prediction_log_pb2",
     "tensorflow_serving.apis.prediction_service_pb2",
     "tensorflow_serving.apis.status_pb2",
     "tensorflow_serving.config.file_system_storage_path_source_pb2",
@@ -32,6 +33,7 @@ OFFICIAL_MODULES = [
     "tensorflow.core.framework.tensor_shape_pb2",
     "tensorflow.core.framework.types_pb2",
     "tensorflow.core.protobuf.meta_graph_pb2",
+    "tensorflow.core.protobuf.saved_model_pb2",
     "tensorflow.core.protobuf.error_codes_pb2",
 ]
 

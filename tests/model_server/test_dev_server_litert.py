@@ -7,6 +7,7 @@ import json
 import logging
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 import keras
@@ -102,14 +103,27 @@ def test_a_converted_model_answers_predict_through_the_server_as_tensorflow_does
     assert response.model_spec.version.value == 1
 
 
+def _imports_tensorflow(server: DevModelServer) -> bool:
+    """Whether TensorFlow's native library is loaded in the server's process."""
+    return "_pywrap_tensorflow_internal" in Path(f"/proc/{server.process.pid}/maps").read_text()
+
+
 def test_the_log_says_which_runtime_each_version_uses(litert_server, converted_repository, tmp_path):
     for name in INPUTS:
         assert f"Predict of servable {{name: {name} version: 1}} runs on LiteRT" in litert_server.log()
 
     flags = ["--model_name=video", f"--model_base_path={converted_repository / 'video'}", "--predict_runtime=tensorflow"]
     with DevModelServer(flags, tmp_path / "server.log") as forced:
-        pass
+        assert _imports_tensorflow(forced)
     assert "Predict of servable {name: video version: 1} runs on TensorFlow" in forced.log()
+
+
+def test_a_server_whose_versions_all_run_on_litert_does_not_import_tensorflow(litert_server):
+    with grpc.insecure_channel(litert_server.target) as channel:
+        prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+            _request("video", sample_input("video", 1)), timeout=30
+        )
+    assert not _imports_tensorflow(litert_server)
 
 
 def test_a_graph_that_converts_only_with_a_batch_of_one_answers_batches_row_by_row(tmp_path):

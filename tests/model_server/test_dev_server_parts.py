@@ -1,4 +1,8 @@
-"""The parts of the development model server on their own: source, manager, configuration, loader, tensors."""
+"""The parts of the development model server on their own: source, manager, configuration, loader, tensors.
+
+Messages handed to the server's parts are model_server.wire's (the vendored protos, in the server's own
+descriptor pool); TensorFlow and the official stubs serve as references beside them.
+"""
 
 from __future__ import annotations
 
@@ -13,16 +17,19 @@ from dev_server_models import sample_input, write_model
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
+from model_server import wire
+
 from model_server.config import (
     ConfigError, ModelConfig, VersionPolicy, read_model_config_file, read_session_config_file, single_model_config,
 )
 from model_server.config_reload import ConfigFilePoller
 from model_server.errors import ServingError
 from model_server.loader import load_servable
-from model_server.tf_runtime import session_config
 from model_server.manager import AVAILABLE, END, ModelManager, VersionStatus
 from model_server.source import FileSystemSource, ModelVersion, find_versions
-from model_server.tensors import to_proto_field
+from model_server.tf_runtime import session_config
+from model_server.tfrecord import DataLossError, masked_crc32c, read_records
+from protos.tfserving.tensors import fill_tensor_proto, to_ndarray
 
 pytestmark = pytest.mark.ml
 
@@ -140,7 +147,7 @@ def version(number: int) -> ModelVersion:
 
 
 def latest(manager: ModelManager, name: str = "audio"):
-    return manager.servable(model_pb2.ModelSpec(name=name))
+    return manager.servable(wire.ModelSpec(name=name))
 
 
 def test_manager_serves_the_newest_version_and_retires_the_old_after_it():
@@ -152,7 +159,7 @@ def test_manager_serves_the_newest_version_and_retires_the_old_after_it():
     assert latest(manager) == "audio:2"
     assert manager.version_statuses("audio") == [VersionStatus(2, AVAILABLE), VersionStatus(1, END)]
     with pytest.raises(ServingError, match=r"Servable not found for request: Specific\(audio, 1\)"):
-        manager.servable(model_pb2.ModelSpec(name="audio", version={"value": 1}))
+        manager.servable(wire.ModelSpec(name="audio", version={"value": 1}))
 
 
 def test_manager_keeps_serving_the_old_version_when_the_new_one_fails_and_does_not_retry_it():
@@ -203,7 +210,7 @@ def test_manager_serves_every_aspired_version_and_retires_those_no_longer_aspire
     manager = ModelManager(FakeLoader())
     manager.set_aspired_versions("audio", [version(1), version(2)])
     assert latest(manager) == "audio:2"
-    assert manager.servable(model_pb2.ModelSpec(name="audio", version={"value": 1})) == "audio:1"
+    assert manager.servable(wire.ModelSpec(name="audio", version={"value": 1})) == "audio:1"
 
     manager.set_aspired_versions("audio", [version(2), version(3)])
     assert manager.version_statuses("audio") == [
@@ -370,7 +377,65 @@ def test_an_invalid_session_config_file_is_refused_with_the_reason(tmp_path):
     ],
 )
 def test_outputs_are_encoded_in_the_typed_field_and_decode_back(value, dtype, field):
-    proto = to_proto_field(value)
+    proto = wire.TensorProto()
+    fill_tensor_proto(proto, value, typed=True)
     assert proto.dtype == dtype and not proto.tensor_content
     assert len(getattr(proto, field)) == value.size
     np.testing.assert_array_equal(tf.make_ndarray(proto), value)
+    np.testing.assert_array_equal(to_ndarray(proto), value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        np.arange(6, dtype=np.float32).reshape(2, 3), np.arange(4, dtype=np.float16), np.arange(3, dtype=np.uint8),
+        np.arange(3, dtype=np.int16), np.array([[b"a", b"bc"]], dtype=object), np.array(2.5, dtype=np.float64),
+    ],
+)
+def test_tensors_decode_as_tensorflow_decodes_them_from_either_encoding(value):
+    for proto in (tf.make_tensor_proto(value), _typed(value)):
+        decoded = to_ndarray(proto)
+        assert decoded.dtype == tf.make_ndarray(proto).dtype
+        np.testing.assert_array_equal(decoded, tf.make_ndarray(proto))
+
+
+def test_a_tensor_whose_content_does_not_fill_its_shape_is_refused():
+    proto = tf.make_tensor_proto(np.zeros((2, 3), np.float32))
+    proto.tensor_shape.dim[0].size = 3
+    with pytest.raises(ValueError, match="tensor_content holds 24 bytes"):
+        to_ndarray(proto)
+
+
+def _typed(value: np.ndarray):
+    proto = wire.TensorProto()
+    fill_tensor_proto(proto, value, typed=True)
+    return proto
+
+
+# --- warm-up records ----------------------------------------------------------------------------------------------
+
+
+def test_tfrecords_written_by_tensorflow_are_read_back(tmp_path):
+    path = tmp_path / "records"
+    records = [b"", b"one", bytes(range(256)) * 40]
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in records:
+            writer.write(record)
+    assert list(read_records(path)) == records
+
+
+def test_the_masked_crc_is_tensorflows():
+    # crc32c("123456789") = 0xE3069283 (RFC 3720); TensorFlow's mask rotates it by 15 bits and adds 0xA282EAD8.
+    assert masked_crc32c(b"123456789") == ((((0xE3069283 >> 15) | (0xE3069283 << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+@pytest.mark.parametrize("damage, message", [(lambda data: data[:-2], "truncated record at 16"),
+                                             (lambda data: data[:-1] + bytes([data[-1] ^ 1]), "corrupted record at 16")])
+def test_a_damaged_record_is_data_loss_at_its_offset(tmp_path, damage, message):
+    path = tmp_path / "records"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(b"")
+        writer.write(b"payload")
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(DataLossError, match=message):
+        list(read_records(path))

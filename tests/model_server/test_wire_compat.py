@@ -2,7 +2,9 @@
 
 Runs in the environment without TensorFlow and reaches the TensorFlow one (.venv-ml) through
 subprocesses: each side describes its protos in its own process, and a client built from
-protos.tfserving alone talks to the development model server (which uses the official stubs).
+protos.tfserving alone talks to the development model server. The server speaks the vendored protos too
+(model_server/wire.py), so the other tests of tests/model_server call it with the official stubs, which keeps
+it checked against them.
 """
 
 from __future__ import annotations
