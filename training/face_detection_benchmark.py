@@ -322,11 +322,14 @@ class GrayInput:
 
 def detectors() -> dict[str, Callable[[], FaceDetector]]:
     return {
-        "blazeface (short range, whole frame down to 40 px faces, confirmed by FaceMesh)": lambda: make_detector("blazeface"),
+        "blazeface (short range, whole frame down to 40 px faces at 32 px, on after a face up to a 640x480 input, "
+        "confirmed by FaceMesh)": lambda: make_detector("blazeface"),
         "blazeface-every-scale (every pass always)": lambda: make_detector("blazeface-every-scale"),
-        "short range, whole frame down to 40 px faces, not confirmed": lambda: BlazeFaceDetector(confirm=False),
+        "short range, the default's passes, not confirmed": lambda: BlazeFaceDetector(confirm=False),
+        "short range before this round (40 px faces at 26 px, search ends at the first pass with a face, presence "
+        ">= 0.5)": lambda: BlazeFaceDetector(reliable_face=26, max_pixels_after_face=0, min_presence=0.5),
         "short range, earlier settings (32 px or 5% of the width at 20 px, presence >= 0.1)": lambda: BlazeFaceDetector(
-            smallest_face=32, smallest_face_fraction=0.05, reliable_face=20, min_presence=0.1),
+            smallest_face=32, smallest_face_fraction=0.05, reliable_face=20, min_presence=0.1, max_pixels_after_face=0),
         "short range, one pass, gray (before issue 14)": lambda: GrayInput(BlazeFaceDetector(multi_scale=False, confirm=False)),
         "short range, one pass, colour": lambda: BlazeFaceDetector(multi_scale=False, confirm=False),
         "full range, one pass, colour": lambda: BlazeFaceDetector(model=FULL_RANGE, confirm=False),
@@ -400,6 +403,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=280, help="one-face frames per frame size")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a small run to try the command out (not for the report)")
+    parser.add_argument("--detectors", nargs="+", metavar="WORD", help="only the detectors whose name contains one of "
+                        "these words (the report is then of those only)")
     args = parser.parse_args()
     if args.quick:
         args.per_corpus, args.frames = 10, 70
@@ -419,7 +424,11 @@ def main() -> None:
 
     results: dict[str, dict[tuple[int, int], Tally]] = {}
     timing: dict[str, dict[tuple[int, int], list[float]]] = {}
-    for name, build in detectors().items():
+    chosen = {name: build for name, build in detectors().items()
+              if not args.detectors or any(word in name for word in args.detectors)}
+    if not chosen:
+        raise SystemExit(f"no detector's name contains any of {args.detectors}: the names are {list(detectors())}")
+    for name, build in chosen.items():
         detector = build()
         results[name], timing[name] = {}, {}
         for size in FRAME_SIZES:

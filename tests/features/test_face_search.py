@@ -71,7 +71,9 @@ def test_face_like_patterns_are_not_taken_for_faces(pipeline, photo):
     assert pipeline.faces(cv2.resize(bgr, (640, 480), interpolation=cv2.INTER_AREA))[0] == []
 
 
-def frame_of_several_faces(frame_size: tuple[int, int], faces: list[tuple[int, tuple[int, int]]]) -> tuple[np.ndarray, list]:
+def frame_of_several_faces(
+    frame_size: tuple[int, int], faces: list[tuple[int, tuple[int, int]]]
+) -> tuple[np.ndarray, list]:
     """A frame with the astronaut's head at each (face width, top-left corner of the face box), and the boxes."""
     (first_width, first_place), *others = faces
     frame, first = small_face_frame(first_width, frame_size, first_place)

@@ -84,10 +84,10 @@ class BlazeFaceDetector:
     people further away, but only those whose input has at most `max_pixels_after_face` pixels (the cost of a
     pass follows its pixels): with the default, a 640x480 frame is always searched down to its smallest faces,
     and in a person-at-the-screen 1280x720 frame the finest pass (1024x576) is left out. None runs every pass
-    always, 0 stops at the first pass with a face. Boxes smaller than half the smallest face searched for are dropped, and so are those merged from
-    fewer anchors than the model's `min_support` (short range: false faces in the benchmark's and the tests'
-    frames came from one or two anchors scoring about 0.5, real faces of every size from four or more; the
-    full-range model has one anchor per cell and gives a face two or three). With `confirm`, a detection is kept
+    always, 0 stops at the first pass with a face. Boxes smaller than half the smallest face searched for are
+    dropped, and so are those merged from fewer anchors than the model's `min_support` (short range: false faces
+    in the benchmark's and the tests' frames came from one or two anchors scoring about 0.5, real faces of every
+    size from four or more; the full-range model has one anchor per cell and gives a face two or three). With `confirm`, a detection is kept
     only if MediaPipe's face-landmark network gives it a face-presence score of `min_presence` (mesh.py).
     min_score 0.5 and nms_iou 0.3 are MediaPipe's own settings; the other defaults were chosen on the detection
     benchmark (training/reports/video/face_detection_settings.md).
@@ -124,7 +124,7 @@ class BlazeFaceDetector:
         if not 0.0 <= min_presence < 1.0:
             raise ValueError(f"min_presence must be in [0, 1), got {min_presence}")
         if max_pixels_after_face is not None and max_pixels_after_face < 0:
-            raise ValueError(f"max_pixels_after_face must be a number of pixels >= 0 or None, got {max_pixels_after_face}")
+            raise ValueError(f"max_pixels_after_face must be a pixel count >= 0 or None, got {max_pixels_after_face}")
         self._network = TfliteNetwork(Path(model_path) if model_path is not None else network_file(model.file))
         self._anchors: dict[tuple[int, int], np.ndarray] = {}
         self.model = model
@@ -165,7 +165,7 @@ class BlazeFaceDetector:
         scales = self.scales(height, width) if deep else self.scales(height, width)[:1]
         rows: list[np.ndarray] = []
         faces: list[Box] = []
-        presence: dict[Box, float] = {}  # FaceMesh's looks of this call: a box unchanged by a finer pass is not looked at again
+        presence: dict[Box, float] = {}  # this call's FaceMesh looks: a box a finer pass left as it was is not looked at again
         for index, scale in enumerate(scales):
             if faces and not self._runs_after_face(height, width, scale):
                 break

@@ -6,7 +6,10 @@ Why confirm: on the detection benchmark's face-free frames (training/face_detect
 cat's face, galaxies, a motorcycle's parts and noise for faces (0.15 per frame at 640x480). Why 0.5: of the
 detections the search makes on that benchmark's exploration frames, real faces scored 0.97 or more but for about
 2%, false ones spread over 0-1 (a motorcycle's engine cover, whose badge and lettering make a face, scores 0.99);
-0.5 instead of 0.1 took the false faces per face-free frame from 0.05-0.07 to 0-0.02 and lost no face
+0.5 instead of 0.1 took the false faces per face-free frame from 0.05-0.07 to 0-0.02 and lost no face. Why 0.8:
+the finer search (faces shown to BlazeFace at 32 px) gives more candidates; the false faces that passed 0.5 on
+its exploration frames scored 0.6-0.86, and 0.8 instead of 0.5 took them from 0.025 to 0.017 (seed 1) and from
+0.025 to 0.008 (seed 2) per face-free 1280x720 frame, losing no face
 (training/reports/video/face_detection_settings.md).
 """
 
@@ -25,7 +28,7 @@ from fusion_service.features.faces.network import TfliteNetwork
 NETWORK_FILE = "face_landmark.tflite"
 INPUT_SIZE = 192
 CROP_SIDE = 1.5  # the square given to the network, in sides of the detector's box: the framing FaceMesh expects
-MIN_PRESENCE = 0.5  # see the module's docstring
+MIN_PRESENCE = 0.8  # see the module's docstring
 
 
 @dataclass(frozen=True)
