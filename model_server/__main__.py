@@ -70,7 +70,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # (scripts/local_stack.py passes it), so that their requests run side by side. 0 lets TensorFlow
     # choose, as tensorflow_model_server does.
     parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=1,
-                        help="threads used within one op (0: TensorFlow chooses)")
+                        help="threads used within one op (0: TensorFlow chooses); also the threads of each LiteRT "
+                        "interpreter (0: LiteRT chooses)")
     parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=1,
                         help="threads used to run independent ops (0: TensorFlow chooses)")
     parser.add_argument(

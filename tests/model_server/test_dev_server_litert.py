@@ -22,7 +22,9 @@ from model_server.errors import ServingError
 from model_server.litert_conversion import CONVERSION_DIR
 from model_server.loader import TENSORFLOW_RUNTIME, load_servable
 from protos.emotion.v1.constants import LABELS
-from training.litert_export import ConversionError, convert, convert_version, warmup_samples, write_conversion
+from training.litert_export import (
+    ConversionError, convert, convert_version, main, warmup_samples, write_conversion,
+)
 
 pytestmark = pytest.mark.ml
 
@@ -197,3 +199,14 @@ def test_the_conversion_is_checked_on_the_warm_up_requests_and_records_its_saved
     manifest = (model_path.parent / "manifest.json").read_text()
     assert '"saved_model_digest": "sha256:' in manifest
     assert '"verified_on": "2 requests' in manifest
+
+
+def test_the_command_line_converts_existing_versions_and_says_why_it_cannot(tmp_path, capsys):
+    export_dir = write_model(tmp_path / "video", "video", 1)
+    without_warmup = write_model(tmp_path / "audio", "audio", 1, warmup=False)
+
+    assert main([str(export_dir)]) == 0
+    assert (export_dir / CONVERSION_DIR / "model.tflite").is_file()
+    assert main([str(without_warmup)]) == 1
+    assert "tf_serving_warmup_requests is missing" in capsys.readouterr().err
+    assert not (without_warmup / CONVERSION_DIR).exists()
