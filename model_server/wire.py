@@ -76,7 +76,7 @@ def service_handler(
         handlers[name] = grpc.unary_unary_rpc_method_handler(
             method,
             request_deserializer=message_factory.GetMessageClass(descriptor.input_type).FromString,
-            response_serializer=lambda response: response.SerializeToString(),
+            response_serializer=message_factory.GetMessageClass(descriptor.output_type).SerializeToString,
         )
     for name in _UNIMPLEMENTED_METHODS.get(service, ()):
         handlers[name] = grpc.unary_unary_rpc_method_handler(unimplemented(name))
