@@ -87,8 +87,9 @@ class BlazeFaceDetector:
     always, 0 stops at the first pass with a face. Boxes smaller than half the smallest face searched for are
     dropped, and so are those merged from fewer anchors than the model's `min_support` (short range: false faces
     in the benchmark's and the tests' frames came from one or two anchors scoring about 0.5, real faces of every
-    size from four or more; the full-range model has one anchor per cell and gives a face two or three). With `confirm`, a detection is kept
-    only if MediaPipe's face-landmark network gives it a face-presence score of `min_presence` (mesh.py).
+    size from four or more; the full-range model has one anchor per cell and gives a face two or three). With
+    `confirm`, a detection is kept only if MediaPipe's face-landmark network gives it a face-presence score of
+    `min_presence` (mesh.py).
     min_score 0.5 and nms_iou 0.3 are MediaPipe's own settings; the other defaults were chosen on the detection
     benchmark (training/reports/video/face_detection_settings.md).
     """
@@ -165,7 +166,7 @@ class BlazeFaceDetector:
         scales = self.scales(height, width) if deep else self.scales(height, width)[:1]
         rows: list[np.ndarray] = []
         faces: list[Box] = []
-        presence: dict[Box, float] = {}  # this call's FaceMesh looks: a box a finer pass left as it was is not looked at again
+        presence: dict[Box, float] = {}  # this call's FaceMesh looks: a box a finer pass left as it was needs none
         for index, scale in enumerate(scales):
             if faces and not self._runs_after_face(height, width, scale):
                 break
