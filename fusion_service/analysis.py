@@ -112,6 +112,17 @@ class Outcome:
     primary_box: Box | None = None  # for a stream to follow this face in its next frame
 
 
+@dataclass(frozen=True)
+class Faces:
+    """The faces found in one image, as the video model takes them."""
+
+    boxes: list[Box]  # largest first
+    crops: np.ndarray  # float32 [len(boxes), 48, 48, 1]
+    # Found by a search of the whole image (not only around a stream's last faces): the same pixels would
+    # give the same faces again.
+    whole_frame: bool
+
+
 def _counted(modality: str, outcome: Outcome) -> Outcome:
     """Count each analysis once, where it ends: a stream builds responses again from cached outcomes."""
     MODALITY_RESULTS.labels(modality, pb.ModalityStatus.Name(outcome.status)).inc()
@@ -200,26 +211,35 @@ class Analyzer:
     ) -> Outcome:
         """`follow`: the main face of the stream's last frame; the answer stays with it while it is in view.
         `search`: the stream's face search; without it (Fuse) the whole image is searched."""
-        return _counted("video", await self._video(image, enabled, deadline, follow, search))
-
-    async def _video(
-        self, image: np.ndarray | None, enabled: bool, deadline: float | None, follow: Box | None,
-        search: StreamFaceSearch | None,
-    ) -> Outcome:
         if not enabled:
-            return Outcome(pb.DISABLED, "left out by options.modalities")
+            return _counted("video", Outcome(pb.DISABLED, "left out by options.modalities"))
         if image is None:
-            return Outcome(pb.ABSENT, "the request carried no image")
-        find_faces = search.faces if search is not None else self._faces.faces
-        boxes, crops = await self._in_pool(Stage.FACE, find_faces, image)
+            return _counted("video", Outcome(pb.ABSENT, "the request carried no image"))
+        return await self.classify(await self.find_faces(image, search), deadline, follow)
+
+    async def find_faces(self, image: np.ndarray, search: StreamFaceSearch | None = None) -> Faces:
+        """The faces of an image, by the stream's `search` or (None) by a search of the whole image."""
+        if search is None:
+            boxes, crops = await self._in_pool(Stage.FACE, self._faces.faces, image)
+            return Faces(boxes, crops, whole_frame=True)
+        searched_whole = search.full_searches
+        boxes, crops = await self._in_pool(Stage.FACE, search.faces, image)
+        return Faces(boxes, crops, whole_frame=search.full_searches > searched_whole)
+
+    async def classify(self, faces: Faces, deadline: float | None = None, follow: Box | None = None) -> Outcome:
+        """The video model's answer for faces found (see video() for `follow`)."""
+        return _counted("video", await self._classify(faces, deadline, follow))
+
+    async def _classify(self, faces: Faces, deadline: float | None, follow: Box | None) -> Outcome:
+        boxes = faces.boxes
         if not boxes:
             return Outcome(pb.NO_FACE, "no face found in the image")
         try:
             with timed(Stage.PREDICT_VIDEO):
-                prediction = await self.video_client.predict(crops, deadline)
+                prediction = await self.video_client.predict(faces.crops, deadline)
         except ModelError as error:
             return Outcome(pb.MODEL_UNAVAILABLE, str(error))
-        faces = [
+        scored = [
             pb.Face(
                 box=pb.BoundingBox(x=b.x, y=b.y, width=b.width, height=b.height),
                 scores=emotion_scores(p),
@@ -232,7 +252,7 @@ class Analyzer:
             pb.USED,
             probabilities=prediction.probabilities[primary],
             version=prediction.version,
-            faces=faces,
+            faces=scored,
             primary_face=primary,
             primary_box=boxes[primary],
         )

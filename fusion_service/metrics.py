@@ -35,6 +35,12 @@ MODALITY_RESULTS = Counter(
 )
 ACTIVE_STREAMS = Gauge("fusion_active_streams", "Live streams currently open.")
 DROPPED_FRAMES = Counter("fusion_dropped_frames_total", "Frames replaced by a newer one before they were analysed.")
+REPEATED_FRAMES = Counter(
+    "fusion_repeated_frames_total",
+    "Stream frames identical to the last one searched whole, not decoded or searched again; reused: the video "
+    "model's answer too (outcome) or only the faces, asked again (faces).",
+    ["reused"],
+)
 RPC_CALLS = Counter(
     "fusion_rpc_calls_total", "Finished calls by service, method and final status code (OK included).",
     ["service", "method", "code"],

@@ -4,8 +4,8 @@ Frames are checked (format, size) when they arrive but kept encoded until a resu
 the newest one is analysed: a client sending faster than the service can process has its older frames
 dropped, never queued. The answer follows one face from frame to frame (face_tracking.py), and is smoothed over
 time (protos/emotion/v1/smoothing.py), afresh when that face gives way to another. Each frame is searched around
-the faces of the last one first (features/faces/search.py). When the service shuts down, each stream gets a last
-message with final=true.
+the faces of the last one first (features/faces/search.py); a frame that repeats the last one searched whole is not
+searched again (repeated_frames.py). When the service shuts down, each stream gets a last message with final=true.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from fusion_service.decoding import InvalidInput, check_audio_format, check_imag
 from fusion_service.face_tracking import continues
 from fusion_service.features.audio import WINDOW_SECONDS
 from fusion_service.features.faces.boxes import Box
-from fusion_service.metrics import DROPPED_FRAMES, Stage, timed
+from fusion_service.metrics import DROPPED_FRAMES, REPEATED_FRAMES, Stage, timed
+from fusion_service.repeated_frames import SeenFrame
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ, MAX_AUDIO_CHUNK_SECONDS, MAX_RESULT_RATE_HZ
 from protos.emotion.v1.smoothing import DEFAULT_TIME_CONSTANT_S, MAX_TIME_CONSTANT_S, Smoother
@@ -88,6 +89,7 @@ class StreamSession:
         self._video_outcome = Outcome(pb.ABSENT, "no frame received on this stream yet")
         self._followed_face: Box | None = None  # the main face of the last frame that had one
         self._face_search = analyzer.face_search()
+        self._seen_frame: SeenFrame | None = None  # the last frame searched whole
         self._smoother = Smoother(smoothing_time_constant_s)
         self._input_arrived = asyncio.Event()
 
@@ -191,11 +193,7 @@ class StreamSession:
             if self._frame is not None:
                 frame, self._frame = self._frame, None
                 self._last_sequence = frame.sequence
-                with timed(Stage.DECODE):
-                    image = decode_image(frame.image, max_pixels=self._max_pixels, field="frame.image")
-                video_task = self._analyzer.video(
-                    image, self._options.use_video, self._deadline, self._followed_face, self._face_search
-                )
+                video_task = self._video(frame)
             if self._new_audio:
                 self._new_audio = False
                 audio_task = self._analyzer.audio(
@@ -212,6 +210,28 @@ class StreamSession:
                 # Kept through frames without a face: a face missed once is followed again when it is back.
                 self._followed_face = self._video_outcome.primary_box or self._followed_face
             return self._response()
+
+    async def _video(self, frame: pb.Frame) -> Outcome:
+        """The frame's video outcome; a repeat of the last frame searched whole keeps its faces, and its outcome
+        while that holds (repeated_frames.py)."""
+        loop = asyncio.get_running_loop()
+        seen = self._seen_frame
+        if seen is not None and seen.shows(frame.image):
+            if seen.outcome_holds(loop.time()):
+                REPEATED_FRAMES.labels("outcome").inc()
+                return seen.outcome
+            REPEATED_FRAMES.labels("faces").inc()
+            seen.outcome = await self._analyzer.classify(seen.faces, self._deadline, self._followed_face)
+            seen.outcome_at = loop.time()
+            return seen.outcome
+        with timed(Stage.DECODE):
+            image = decode_image(frame.image, max_pixels=self._max_pixels, field="frame.image")
+        if not self._options.use_video:
+            return await self._analyzer.video(image, enabled=False)
+        faces = await self._analyzer.find_faces(image, self._face_search)
+        outcome = await self._analyzer.classify(faces, self._deadline, self._followed_face)
+        self._seen_frame = SeenFrame(frame.image, faces, outcome, loop.time()) if faces.whole_frame else None
+        return outcome
 
     def _final(self) -> pb.StreamResponse:
         """The last message of a stream the service closes: the latest outcomes, marked final."""

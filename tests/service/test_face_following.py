@@ -16,7 +16,7 @@ from fusion_service.model_client import Prediction
 from fusion_service.stream import StreamSession
 from protos.emotion.v1 import emotion_pb2 as pb
 from testkit.media import two_faces_photo
-from tests.service.test_stream import collect, frame
+from tests.service.test_stream import FindsOneFace, collect, frame
 
 LARGE = Box(0, 0, 100, 100)
 SMALL = Box(300, 20, 80, 80)
@@ -86,17 +86,14 @@ def test_the_video_answer_is_the_largest_face_unless_another_face_is_followed(an
     assert [f.top_emotion for f in followed.faces] == [f.top_emotion for f in largest.faces]  # every face scored
 
 
-class FollowingAnalyzer:
+class FollowingAnalyzer(FindsOneFace):
     """Finds two faces in every frame, or none where told; records which face each call was asked to follow."""
 
     def __init__(self, frames_without_face: set[int]):
         self.followed: list[Box | None] = []
         self.frames_without_face = frames_without_face
 
-    def face_search(self):
-        return None  # a stream's own face search: these fakes find faces without one
-
-    async def video(self, image, enabled=True, deadline=None, follow=None, search=None):
+    async def classify(self, faces, deadline=None, follow=None):
         self.followed.append(follow)
         if len(self.followed) in self.frames_without_face:
             return Outcome(pb.NO_FACE, "no face found in the image")

@@ -12,6 +12,7 @@ from fusion_service.metrics import Stage
 from fusion_service.rpc_metrics import CallStatusInterceptor
 from fusion_service.server import SERVING
 from protos.emotion.v1 import emotion_pb2 as pb
+from testkit.media import face_photo, jpeg
 from tests.service.harness import face_jpeg, good_request, running_service, speech_pcm, wait_until
 
 SERVICE = "emotion.v1.EmotionFusion"
@@ -62,17 +63,21 @@ def test_a_stream_counts_each_analysis_once_not_each_response_built_from_it():
 
             stream = running.stub.StreamFuse(send(), timeout=60)
             audio_before, video_before = modality_results("audio"), modality_results("video")
+            repeated_before = sample("fusion_repeated_frames_total", reused="outcome")
             await requests.put(pb.StreamRequest(audio=pb.AudioChunk(data=speech_pcm())))
             responses = [await stream.read()]
-            for sequence in (1, 2):
-                await requests.put(pb.StreamRequest(frame=pb.Frame(image=pb.Image(encoded=face_jpeg()), sequence=sequence)))
+            # An image, the same again (a stream's first frame is searched whole, so its repeat keeps its outcome:
+            # repeated_frames.py), then another image.
+            for sequence, image in enumerate((face_jpeg(), face_jpeg(), jpeg(face_photo(), quality=80)), 1):
+                await requests.put(pb.StreamRequest(frame=pb.Frame(image=pb.Image(encoded=image), sequence=sequence)))
                 responses.append(await stream.read())
             running.service.servicer.close_streams()
             responses.append(await stream.read())
-            assert responses[-1].final and len(responses) == 4
+            assert responses[-1].final and len(responses) == 5
             # One audio window and two frames were analysed; the other responses repeated those outcomes.
             assert modality_results("audio") == audio_before + 1
             assert modality_results("video") == video_before + 2
+            assert sample("fusion_repeated_frames_total", reused="outcome") == repeated_before + 1
             assert await stream.code() == grpc.StatusCode.OK
 
     asyncio.run(run())

@@ -8,15 +8,28 @@ import cv2
 import numpy as np
 import pytest
 
-from fusion_service.analysis import Options, Outcome
+from fusion_service.analysis import Faces, Options, Outcome
 from fusion_service.decoding import InvalidInput
+from fusion_service.features.faces.boxes import Box
 from fusion_service.stream import AudioRing, StreamSession
 from protos.emotion.v1 import emotion_pb2 as pb
 
 PNG = cv2.imencode(".png", np.full((32, 32), 128, dtype=np.uint8))[1].tobytes()
 
 
-class FakeAnalyzer:
+class FindsOneFace:
+    """What a stream asks a fake analyzer for before classifying: one face in every frame, found by a search
+    around the last faces (not the whole frame), so that every frame is searched, repeated or not
+    (test_repeated_frames.py covers repeats)."""
+
+    def face_search(self):
+        return None  # a stream's own face search: these fakes find faces without one
+
+    async def find_faces(self, image, search=None):
+        return Faces([Box(0, 0, 16, 16)], np.zeros((1, 48, 48, 1), dtype=np.float32), whole_frame=False)
+
+
+class FakeAnalyzer(FindsOneFace):
     def __init__(self, delay_s: float = 0.0):
         self.audio_windows: list[np.ndarray] = []
         self.images = 0
@@ -26,12 +39,12 @@ class FakeAnalyzer:
         self.audio_windows.append(samples)
         return Outcome(pb.USED, probabilities=np.full(7, 1 / 7, dtype=np.float32), version=1)
 
-    def face_search(self):
-        return None  # a stream's own face search: these fakes find faces without one
-
-    async def video(self, image, enabled=True, deadline=None, follow=None, search=None):
+    async def find_faces(self, image, search=None):
         self.images += 1
         await asyncio.sleep(self.delay_s)
+        return await super().find_faces(image, search)
+
+    async def classify(self, faces, deadline=None, follow=None):
         return Outcome(pb.USED, probabilities=np.eye(7, dtype=np.float32)[3], version=1)
 
     def response(self, audio, video, options):

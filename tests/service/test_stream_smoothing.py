@@ -16,6 +16,7 @@ from fusion_service.stream import StreamSession
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1.constants import LABELS
 from protos.emotion.v1.smoothing import RESTART_AFTER_GAP_S
+from tests.service.test_stream import FindsOneFace
 
 PNG = cv2.imencode(".png", np.full((32, 32), 128, dtype=np.uint8))[1].tobytes()
 HAPPY = np.array([0.02, 0.02, 0.02, 0.8, 0.1, 0.02, 0.02], dtype=np.float32)
@@ -24,7 +25,7 @@ HERE, ELSEWHERE = Box(10, 10, 100, 100), Box(400, 10, 100, 100)
 UNCERTAIN_BELOW = 0.55
 
 
-class ScriptedAnalyzer:
+class ScriptedAnalyzer(FindsOneFace):
     """Each frame's answer, and where its face is, come from a script: one (probabilities, box) per frame."""
 
     def __init__(self, script: list[tuple[np.ndarray, Box]]):
@@ -33,10 +34,7 @@ class ScriptedAnalyzer:
     async def audio(self, samples, sample_rate, enabled=True, deadline=None):
         raise AssertionError("these streams carry no audio")
 
-    def face_search(self):
-        return None  # a stream's own face search: these fakes find faces without one
-
-    async def video(self, image, enabled=True, deadline=None, follow=None, search=None):
+    async def classify(self, faces, deadline=None, follow=None):
         probabilities, box = self.script.pop(0)
         return Outcome(pb.USED, probabilities=probabilities, version=1, primary_box=box)
 
