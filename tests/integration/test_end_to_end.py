@@ -139,9 +139,12 @@ def stream_requests(seconds: float, fps: float = 15.0, chunk_ms: int = 20):
 
 
 def test_stream_sends_fused_results_at_a_steady_rate(client):
+    started = time.monotonic()
     responses = list(client.StreamFuse(stream_requests(4.0), timeout=60))
-    # 4 s of input at twice real time is about 2 s of wall time: about 10 results at 5 Hz.
-    assert 5 <= len(responses) <= 14
+    # Results are paced by the service's clock at 5 Hz: about 10 in the 2 s that 4 s of input take at twice real
+    # time, more where a loaded machine stretches the sending (plus the final result).
+    expected = 5 * (time.monotonic() - started) + 1
+    assert 0.6 * expected <= len(responses) <= 1.3 * expected, (len(responses), expected)
     sequences = [r.frame_sequence for r in responses]
     assert sequences == sorted(sequences) and sequences[-1] > 1
     assert [r.audio_end_seconds for r in responses] == sorted(r.audio_end_seconds for r in responses)
