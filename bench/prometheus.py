@@ -95,4 +95,10 @@ def workload_report(delta: Snapshot) -> dict:
         "modality_results": results,
         "rpc_errors": errors,
         "dropped_frames": int(delta.value("fusion_dropped_frames_total")),
+        # Stream frames identical to the last one searched whole: not searched again (fusion_service/repeated_frames.py).
+        "repeated_frames": {
+            dict(labels)["reused"]: int(value)
+            for (name, labels), value in delta.values.items()
+            if name == "fusion_repeated_frames_total" and value > 0
+        },
     }

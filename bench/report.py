@@ -164,6 +164,8 @@ def _stage_lines(title: str, report: dict) -> list[str]:
         extras.append(f"errors {report['rpc_errors']}")
     if report["dropped_frames"]:
         extras.append(f"dropped frames {report['dropped_frames']}")
+    if report["repeated_frames"]:
+        extras.append(f"repeated frames (reused) {report['repeated_frames']}")
     return lines + ([f"  {'; '.join(extras)}"] if extras else [])
 
 

@@ -8,18 +8,21 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from bench.prometheus import Snapshot, stage_figures, workload_report
 
 
-def exposition(durations: dict[str, list[float]], used: int = 0, dropped: int = 0) -> str:
+def exposition(durations: dict[str, list[float]], used: int = 0, dropped: int = 0, repeated: int = 0) -> str:
     """Metrics text of a registry holding the service's metric names."""
     registry = CollectorRegistry()
     stages = Histogram("fusion_stage_seconds", "stage", ["stage"], buckets=(0.005, 0.01, 0.02), registry=registry)
     results = Counter("fusion_modality_results", "results", ["modality", "status"], registry=registry)
     dropped_frames = Counter("fusion_dropped_frames", "dropped", registry=registry)
+    repeated_frames = Counter("fusion_repeated_frames", "repeated", ["reused"], registry=registry)
     for stage, values in durations.items():
         for value in values:
             stages.labels(stage).observe(value)
     if used:
         results.labels("video", "USED").inc(used)
     dropped_frames.inc(dropped)
+    if repeated:
+        repeated_frames.labels("outcome").inc(repeated)
     return generate_latest(registry).decode()
 
 
@@ -38,11 +41,12 @@ def test_a_stage_that_never_ran_has_no_figures():
     assert stage_figures(snapshot, "features") is None
 
 
-def test_workload_report_lists_stages_results_and_dropped_frames():
-    report = workload_report(Snapshot.parse(exposition({"total": [0.004, 0.006]}, used=2, dropped=3)))
+def test_workload_report_lists_stages_results_and_dropped_and_repeated_frames():
+    report = workload_report(Snapshot.parse(exposition({"total": [0.004, 0.006]}, used=2, dropped=3, repeated=4)))
     assert set(report["stages"]) == {"total"} and report["stages"]["total"]["count"] == 2
     assert report["modality_results"] == {"video:USED": 2}
     assert report["dropped_frames"] == 3
+    assert report["repeated_frames"] == {"outcome": 4}
     assert report["rpc_errors"] == {}
 
 

@@ -43,7 +43,7 @@ def made_up_results() -> dict:
             "cold_starts": [{"serving_s": 13.0, "audio_model_ready_s": 9.5, "video_model_ready_s": None}],
             "fuse_cpu_ms_per_call": {"fusion": 9.5, "audio-model-server": 1.1},
             "service_metrics": {"fuse": {"stages": {"total": stage}, "modality_results": {"video:USED": 10},
-                                         "rpc_errors": {}, "dropped_frames": 0}},
+                                         "rpc_errors": {}, "dropped_frames": 0, "repeated_frames": {}}},
             "streams": {"definition": "holds = ...", "most_tried": 16, "levels": [{
                 "streams": 8, "held": False, "reasons": ["lag grew by 80 ms"], "lag_first_ms": 60.0,
                 "lag_last_ms": 140.0, "lag_p99_ms": 300.0, "min_results_per_s": 4.9,
