@@ -144,10 +144,11 @@ def table(results: dict) -> str:
                 f"p99 {_number(level['lag_p99_ms'], 0)} ms"
             )
             cores = ", ".join(f"{name} {used:.2f}" for name, used in level["cpu_cores_used"].items())
+            per_result = ", ".join(f"{name} {ms:.2f}" for name, ms in level["cpu_ms_per_result"].items()) or "-"
             verdict = "holds" if level["held"] else "fails: " + "; ".join(level["reasons"])
             lines.append(f"  {level['streams']:>3} streams: {verdict}; {lag}; "
                          f"results {level['min_results_per_s']}/s (slowest); cores used: {cores}; "
-                         f"fusion CPU per result {_number(level['fusion_cpu_ms_per_result'], 2)} ms")
+                         f"CPU per result (ms): {per_result}")
     return "\n".join(lines)
 
 

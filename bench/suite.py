@@ -133,7 +133,7 @@ def _measure_running_stack(stack: LocalStack, media: Media, settings: Settings, 
 def _search_sustained(stack: LocalStack, media: Media, settings: Settings) -> tuple[int, list[dict], dict]:
     """Upward through the levels until one does not hold; 1 stream is tried only if the first level fails.
     Returns the most streams held, every level's verdict, and the memory readings at the level reported."""
-    plan = live.StreamPlan(fps=15.0, seconds=settings.hold_seconds, result_rate_hz=5.0)
+    plan = sustained_plan(settings.hold_seconds)
     levels = live.stream_levels(settings.max_streams, settings.stream_step)
     held, reports = 0, []
     for streams in levels:
@@ -148,14 +148,20 @@ def _search_sustained(stack: LocalStack, media: Media, settings: Settings) -> tu
     return held, reports, reported["rss_mb_peak"]
 
 
+def sustained_plan(hold_seconds: float) -> live.StreamPlan:
+    """What each stream of the sustained-streams search sends and asks for."""
+    return live.StreamPlan(fps=15.0, seconds=hold_seconds, result_rate_hz=5.0)
+
+
 def _announced_level(stack: LocalStack, media: Media, plan: live.StreamPlan, streams: int, hold_seconds: float) -> dict:
     _progress(f"{streams} concurrent stream(s), 15 fps, results at 5 Hz, {hold_seconds:g} s")
-    report = _run_level(stack, media, plan, streams)
+    report = measure_level(stack, media, plan, streams)
     _progress("  holds" if report["held"] else "  does not hold: " + "; ".join(report["reasons"]))
     return report
 
 
-def _run_level(stack: LocalStack, media: Media, plan: live.StreamPlan, streams: int) -> dict:
+def measure_level(stack: LocalStack, media: Media, plan: live.StreamPlan, streams: int) -> dict:
+    """`streams` concurrent streams on the running stack: the verdict, memory, CPU and the service's metrics."""
     pids = {name: process.pid for name, process in stack.processes.items()}
     peak_rss: dict[str, float] = {}
 
@@ -180,8 +186,7 @@ def _run_level(stack: LocalStack, media: Media, plan: live.StreamPlan, streams: 
     report["lag_growth_ms"] = verdict.lag_growth_ms
     report["rss_mb_peak"] = {name: round(value, 1) for name, value in peak_rss.items()}
     report["cpu_cores_used"] = cores_used
-    fusion_cpu = cpu_used.get("fusion")
-    report["fusion_cpu_ms_per_result"] = round(1000.0 * fusion_cpu / results, 2) if results and fusion_cpu else None
+    report["cpu_ms_per_result"] = {name: round(1000.0 * seconds / results, 2) for name, seconds in cpu_used.items()} if results else {}
     report["service_metrics"] = workload_report(scrape(stack.metrics_port).minus(before))
     return report
 

@@ -47,7 +47,7 @@ def made_up_results() -> dict:
             "streams": {"definition": "holds = ...", "most_tried": 16, "levels": [{
                 "streams": 8, "held": False, "reasons": ["lag grew by 80 ms"], "lag_first_ms": 60.0,
                 "lag_last_ms": 140.0, "lag_p99_ms": 300.0, "min_results_per_s": 4.9,
-                "cpu_cores_used": {"fusion": 1.2}, "fusion_cpu_ms_per_result": 30.0,
+                "cpu_cores_used": {"fusion": 1.2}, "cpu_ms_per_result": {"fusion": 30.0, "model-server": 9.5},
             }]},
         },
     }
