@@ -13,6 +13,7 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from bench import report, suite  # noqa: E402  (after the environment above)
+from bench.live import add_audio_chunk_argument, check_audio_chunk  # noqa: E402
 from bench.live import EDGE_SECONDS, WARMUP_SECONDS  # noqa: E402
 from scripts.local_stack import ROOT  # noqa: E402
 
@@ -32,6 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="how long a number of concurrent streams must hold (default 60)")
     parser.add_argument("--max-streams", type=int, default=24, help="most concurrent streams tried (default 24)")
     parser.add_argument("--stream-step", type=int, default=4, help="streams added per level of the search (default 4)")
+    add_audio_chunk_argument(parser)
     parser.add_argument("--quick", action="store_true",
                         help=f"a short trial of the harness (fewer runs, {MINIMUM_HOLD_S:g}-s holds): figures are not comparable")
     args = parser.parse_args(argv)
@@ -39,6 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--hold-seconds must be at least {MINIMUM_HOLD_S:g} (the warm-up and the two lag windows)")
     if args.max_streams < 1 or args.stream_step < 1:
         parser.error("--max-streams and --stream-step must be at least 1")
+    check_audio_chunk(parser, args)
     return args
 
 
@@ -51,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             hold_seconds=args.hold_seconds,
             max_streams=args.max_streams,
             stream_step=args.stream_step,
+            audio_chunk_seconds=args.audio_chunk_seconds,
         )
         if args.quick:
             settings = dataclasses.replace(

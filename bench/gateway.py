@@ -49,7 +49,7 @@ _SEQUENCE = struct.Struct("<I")
 async def run_ws_stream(url: str, media: Media, plan: live.StreamPlan, log: live.StreamLog,
                         abort: asyncio.Event | None = None) -> live.StreamLog:
     """One stream through the gateway, as the page sends it; fills log like bench.live.run_stream."""
-    chunks = [bytes([AUDIO]) + chunk for chunk in media.speech_chunks_pcm16]
+    chunks = [bytes([AUDIO]) + chunk for chunk in media.speech_chunks_pcm16(plan.audio_chunk_seconds)]
     frame = media.frame_jpeg
     origin = url.replace("ws://", "http://").rsplit("/", 1)[0]
     try:

@@ -16,6 +16,7 @@ Definitions (printed with the results):
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
@@ -29,7 +30,7 @@ from bench.stats import Summary, summarise
 from fusion_service.config import Settings
 from protos.emotion.v1 import emotion_pb2 as pb
 from protos.emotion.v1 import emotion_pb2_grpc
-from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ
+from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ, MAX_AUDIO_CHUNK_SECONDS
 
 WARMUP_SECONDS = 5.0
 EDGE_SECONDS = 15.0
@@ -46,11 +47,23 @@ DEFINITION = (
 )
 
 
+def add_audio_chunk_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--audio-chunk-seconds", type=float, default=CHUNK_SECONDS,
+                        help=f"length of the streams' audio messages (default {CHUNK_SECONDS:g}; the capture client and "
+                        "the browser page send 0.1)")
+
+
+def check_audio_chunk(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not 0 < args.audio_chunk_seconds <= MAX_AUDIO_CHUNK_SECONDS:
+        parser.error(f"--audio-chunk-seconds must be above 0 and at most {MAX_AUDIO_CHUNK_SECONDS:g} (the service's limit)")
+
+
 @dataclass(frozen=True)
 class StreamPlan:
     fps: float
     seconds: float
     result_rate_hz: float = 0.0  # 0: the service's default
+    audio_chunk_seconds: float = CHUNK_SECONDS
 
     @property
     def expected_rate_hz(self) -> float:
@@ -135,9 +148,9 @@ async def paced_input(media: Media, plan: StreamPlan, log: StreamLog,
         if delay > 0:
             await asyncio.sleep(delay)
         if next_chunk <= next_frame:
-            yield "audio", chunk_index % len(media.speech_chunks_pcm16)
+            yield "audio", chunk_index % len(media.speech_chunks_pcm16(plan.audio_chunk_seconds))
             chunk_index += 1
-            next_chunk = log.start + chunk_index * CHUNK_SECONDS
+            next_chunk = log.start + chunk_index * plan.audio_chunk_seconds
         else:
             sequence += 1
             log.frames[sequence] = (next_frame, time.perf_counter())
@@ -147,7 +160,7 @@ async def paced_input(media: Media, plan: StreamPlan, log: StreamLog,
 
 async def _send(call, media: Media, plan: StreamPlan, log: StreamLog, abort: asyncio.Event | None) -> None:
     image = pb.Image(encoded=media.frame_jpeg)
-    chunks = [pb.StreamRequest(audio=pb.AudioChunk(data=chunk)) for chunk in media.speech_chunks_pcm16]
+    chunks = [pb.StreamRequest(audio=pb.AudioChunk(data=chunk)) for chunk in media.speech_chunks_pcm16(plan.audio_chunk_seconds)]
     async for kind, number in paced_input(media, plan, log, abort):
         if kind == "audio":
             await call.write(chunks[number])

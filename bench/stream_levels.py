@@ -3,6 +3,7 @@ search of `make bench` measures its levels (bench/live.py), with the CPU every p
 before and after in a few minutes, without the whole benchmark.
 
     .venv/bin/python -m bench.stream_levels --streams 8 12 16 --hold-seconds 40
+    .venv/bin/python -m bench.stream_levels --streams 16 --audio-chunk-seconds 0.1     # audio as our clients send it
     cd /tmp/old-checkout && /work/main/.venv/bin/python -m bench.stream_levels   # another tree (with this module)
 
 On a shared machine, alternate the trees run by run and compare medians.
@@ -38,8 +39,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hold-seconds", type=float, default=40.0,
                         help=f"each level's length (default 40; at least {live.WARMUP_SECONDS + 2 * live.EDGE_SECONDS:g} "
                         "for a verdict)")
+    live.add_audio_chunk_argument(parser)
     parser.add_argument("--out", type=Path, help="also write the levels here as JSON")
     args = parser.parse_args(argv)
+    live.check_audio_chunk(parser, args)
     if args.hold_seconds < live.WARMUP_SECONDS + 2 * live.EDGE_SECONDS:
         parser.error(f"--hold-seconds must be at least {live.WARMUP_SECONDS + 2 * live.EDGE_SECONDS:g} "
                      "(the warm-up and the two lag windows)")
@@ -60,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(live.run_level(stack.fusion_target, media, warmup, WARMUP_STREAMS, lambda: None))
             levels = []
             for streams in args.streams:
-                report = suite.measure_level(stack, media, suite.sustained_plan(args.hold_seconds), streams)
+                plan = suite.sustained_plan(args.hold_seconds, args.audio_chunk_seconds)
+                report = suite.measure_level(stack, media, plan, streams)
                 report["load_average"] = load_average()
                 levels.append(report)
                 print(json.dumps({key: report[key] for key in (

@@ -12,7 +12,7 @@ from pathlib import Path
 from bench import calls, compute, gateway, live
 from bench.cold_start import start_stack
 from bench.machine import cpu_seconds, git_commit, load_average, machine, rss_mb
-from bench.media import Media
+from bench.media import CHUNK_SECONDS, Media
 from bench.prometheus import scrape, workload_report
 from bench.stats import summarise
 from scripts.local_stack import LocalStack
@@ -33,6 +33,7 @@ class Settings:
     hold_seconds: float = 60.0
     max_streams: int = 24
     stream_step: int = 4
+    audio_chunk_seconds: float = CHUNK_SECONDS  # of the live streams' audio messages
 
 
 def check_repository(repository: Path) -> None:
@@ -113,7 +114,8 @@ def _measure_running_stack(stack: LocalStack, media: Media, settings: Settings, 
     _progress(f"one live stream, 30 fps, {settings.latency_seconds:g} s")
     before = scrape(port)
     latency, stream_details = live.stream_latency(
-        stack.fusion_target, media, live.StreamPlan(fps=30.0, seconds=settings.latency_seconds)
+        stack.fusion_target, media,
+        live.StreamPlan(fps=30.0, seconds=settings.latency_seconds, audio_chunk_seconds=settings.audio_chunk_seconds),
     )
     services["stream_latency"] = workload_report(scrape(port).minus(before))
     figures["stream_latency_p50_ms"], figures["stream_latency_p99_ms"] = latency.median, latency.p99
@@ -133,7 +135,7 @@ def _measure_running_stack(stack: LocalStack, media: Media, settings: Settings, 
 def _search_sustained(stack: LocalStack, media: Media, settings: Settings) -> tuple[int, list[dict], dict]:
     """Upward through the levels until one does not hold; 1 stream is tried only if the first level fails.
     Returns the most streams held, every level's verdict, and the memory readings at the level reported."""
-    plan = sustained_plan(settings.hold_seconds)
+    plan = sustained_plan(settings.hold_seconds, settings.audio_chunk_seconds)
     levels = live.stream_levels(settings.max_streams, settings.stream_step)
     held, reports = 0, []
     for streams in levels:
@@ -148,9 +150,9 @@ def _search_sustained(stack: LocalStack, media: Media, settings: Settings) -> tu
     return held, reports, reported["rss_mb_peak"]
 
 
-def sustained_plan(hold_seconds: float) -> live.StreamPlan:
+def sustained_plan(hold_seconds: float, audio_chunk_seconds: float = CHUNK_SECONDS) -> live.StreamPlan:
     """What each stream of the sustained-streams search sends and asks for."""
-    return live.StreamPlan(fps=15.0, seconds=hold_seconds, result_rate_hz=5.0)
+    return live.StreamPlan(fps=15.0, seconds=hold_seconds, result_rate_hz=5.0, audio_chunk_seconds=audio_chunk_seconds)
 
 
 def _announced_level(stack: LocalStack, media: Media, plan: live.StreamPlan, streams: int, hold_seconds: float) -> dict:

@@ -6,6 +6,7 @@ import pytest
 
 from bench import live
 from bench.stream_levels import parse_args
+from protos.emotion.v1.constants import MAX_AUDIO_CHUNK_SECONDS
 
 
 def test_levels_shorter_than_the_warm_up_and_two_lag_windows_are_refused(capsys):
@@ -20,3 +21,11 @@ def test_a_level_needs_at_least_one_stream(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--streams", "0"])
     assert "--streams must be at least 1" in capsys.readouterr().err
+
+
+def test_audio_chunks_are_20_ms_by_default_and_never_longer_than_the_service_takes(capsys):
+    assert parse_args([]).audio_chunk_seconds == 0.02
+    assert parse_args(["--audio-chunk-seconds", "0.1"]).audio_chunk_seconds == 0.1
+    with pytest.raises(SystemExit):
+        parse_args(["--audio-chunk-seconds", str(MAX_AUDIO_CHUNK_SECONDS * 2)])
+    assert "--audio-chunk-seconds must be above 0" in capsys.readouterr().err
