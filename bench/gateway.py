@@ -50,7 +50,7 @@ async def run_ws_stream(url: str, media: Media, plan: live.StreamPlan, log: live
                         abort: asyncio.Event | None = None) -> live.StreamLog:
     """One stream through the gateway, as the page sends it; fills log like bench.live.run_stream."""
     chunks = [bytes([AUDIO]) + chunk for chunk in media.speech_chunks_pcm16(plan.audio_chunk_seconds)]
-    frame = media.frame_jpeg
+    frames = media.camera_frames_jpeg
     origin = url.replace("ws://", "http://").rsplit("/", 1)[0]
     try:
         async with aiohttp.ClientSession() as session, session.ws_connect(url, headers={"Origin": origin}) as ws:
@@ -62,7 +62,7 @@ async def run_ws_stream(url: str, media: Media, plan: live.StreamPlan, log: live
                 if kind == "audio":
                     await ws.send_bytes(chunks[number])
                 else:
-                    await ws.send_bytes(bytes([FRAME]) + _SEQUENCE.pack(number) + frame)
+                    await ws.send_bytes(bytes([FRAME]) + _SEQUENCE.pack(number) + frames[number % len(frames)])
             await asyncio.sleep(0.5)  # the results of the last frames
             reader.cancel()
             if ws.closed and ws.close_code not in (None, 1000):

@@ -159,12 +159,13 @@ async def paced_input(media: Media, plan: StreamPlan, log: StreamLog,
 
 
 async def _send(call, media: Media, plan: StreamPlan, log: StreamLog, abort: asyncio.Event | None) -> None:
-    image = pb.Image(encoded=media.frame_jpeg)
+    images = [pb.Image(encoded=frame) for frame in media.camera_frames_jpeg]
     chunks = [pb.StreamRequest(audio=pb.AudioChunk(data=chunk)) for chunk in media.speech_chunks_pcm16(plan.audio_chunk_seconds)]
     async for kind, number in paced_input(media, plan, log, abort):
         if kind == "audio":
             await call.write(chunks[number])
         else:
+            image = images[number % len(images)]
             await call.write(pb.StreamRequest(frame=pb.Frame(image=image, sequence=number)))
 
 

@@ -18,6 +18,8 @@ from testkit.media import face_photo, jpeg, pcm16, speech
 FRAME_WIDTH, FRAME_HEIGHT = 640, 480
 HD_WIDTH, HD_HEIGHT = 1280, 720
 CHUNK_SECONDS = 0.02  # the bench's audio chunks by default; the capture client and the browser page send 0.1 s
+CAMERA_FRAMES = 15  # distinct frames a stream cycles through (one second at 15 fps)
+CAMERA_NOISE_SD = 2.0  # grey levels: a webcam's sensor noise in good light
 
 
 def webcam_frame(width: int = FRAME_WIDTH, height: int = FRAME_HEIGHT) -> np.ndarray:
@@ -45,6 +47,16 @@ class Media:
     @cached_property
     def frame_jpeg(self) -> bytes:
         return jpeg(self.frame)
+
+    @cached_property
+    def camera_frames_jpeg(self) -> list[bytes]:
+        """What a stream sends: the frame with a camera's sensor noise, different in every frame of a second's
+        cycle, so that no frame repeats the one before byte for byte (a webcam's never do; the service reuses the
+        search of a repeated frame, which a stream of one JPEG would measure instead of the search)."""
+        rng = np.random.default_rng(0)
+        noisy = [np.clip(self.frame + rng.normal(0.0, CAMERA_NOISE_SD, self.frame.shape), 0, 255).astype(np.uint8)
+                 for _ in range(CAMERA_FRAMES)]
+        return [jpeg(frame) for frame in noisy]
 
     @cached_property
     def frame_decoded(self) -> np.ndarray:

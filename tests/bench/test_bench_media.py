@@ -1,4 +1,5 @@
-"""The benchmark's inputs must be what the figures claim: a 640x480 frame with one face, speech in 20 ms chunks."""
+"""The benchmark's inputs must be what the figures claim: a 640x480 frame with one face (a stream's frames
+differing like a camera's), speech in 20 ms chunks."""
 
 from __future__ import annotations
 
@@ -28,3 +29,13 @@ def test_the_speech_window_is_two_seconds_of_speech_and_the_chunks_are_20_ms_unl
     assert {len(chunk) for chunk in media.speech_chunks_pcm16(0.1)} == {2 * 1600}
     long, short = b"".join(media.speech_chunks_pcm16(0.1)), b"".join(media.speech_chunks_pcm16())
     assert short.startswith(long)  # the same speech, cut differently
+
+
+def test_a_stream_sends_frames_that_differ_like_a_cameras_each_showing_the_one_face():
+    frames = Media().camera_frames_jpeg
+    assert len(set(frames)) == len(frames) > 1  # no frame repeats another byte for byte, as with a real webcam
+    pipeline = FacePipeline()
+    for frame in frames[:3]:
+        decoded = cv2.imdecode(np.frombuffer(frame, dtype=np.uint8), cv2.IMREAD_COLOR)
+        assert decoded.shape == (480, 640, 3)
+        assert len(pipeline.faces(decoded)[0]) == 1
