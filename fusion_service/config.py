@@ -83,7 +83,7 @@ _HELP = {
     "metrics_port": "HTTP port of the Prometheus /metrics endpoint (0 turns it off)",
     "worker_threads": "threads for feature extraction and face detection",
     "face_detector": "face detector: blazeface (MediaPipe's short-range model over passes from the whole frame down "
-    "to 40 px faces, 3% of wider frames; after a confirmed face only passes of inputs up to 640x480), "
+    "to 40 px faces, 3% of wider frames; the search ends at the first pass with a confirmed face), "
     "blazeface-every-scale (every pass always: small faces beside a large one too) or haar (OpenCV's frontal-face "
     "cascade: faces from a fifth of the frame)",
     "shutdown_grace_s": "seconds running calls get to finish on SIGTERM; streams get a final message first",

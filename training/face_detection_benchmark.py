@@ -322,9 +322,10 @@ class GrayInput:
 
 def detectors() -> dict[str, Callable[[], FaceDetector]]:
     return {
-        "blazeface (short range, whole frame down to 40 px faces at 32 px, on after a face up to a 640x480 input, "
-        "confirmed by FaceMesh)": lambda: make_detector("blazeface"),
+        "blazeface (short range, whole frame down to 40 px faces at 32 px, confirmed by FaceMesh, search ends at the "
+        "first pass with a face)": lambda: make_detector("blazeface"),
         "blazeface-every-scale (every pass always)": lambda: make_detector("blazeface-every-scale"),
+        "blazeface, on after a face up to a 640x480 input": lambda: BlazeFaceDetector(max_pixels_after_face=640 * 480),
         "short range, the default's passes, not confirmed": lambda: BlazeFaceDetector(confirm=False),
         "short range before this round (40 px faces at 26 px, search ends at the first pass with a face, presence "
         ">= 0.5)": lambda: BlazeFaceDetector(reliable_face=26, max_pixels_after_face=0, min_presence=0.5),

@@ -139,17 +139,23 @@ class CountingFinerPasses(BlazeFaceDetector):
         return super()._scaled(rgb, scale)
 
 
-def test_after_a_near_face_the_finer_passes_run_up_to_a_640x480_input_unless_told_otherwise():
-    """Someone at the screen is found by the first pass; the finer passes still look for people further away,
-    in a 1280x720 frame all but the finest (a 1024x576 input, over the budget)."""
+def test_after_a_near_face_the_finer_passes_run_within_the_budget():
+    """Someone at the screen is found by the first pass; with a budget of a 640x480 input the finer passes still
+    look for people further away, in a 1280x720 frame all but the finest (a 1024x576 input, over the budget)."""
     for (width, height), skipped in (((640, 480), 0), ((1280, 720), 1)):
         near = cv2.resize(face_photo(), (width, width))[:height]
-        default, every, first = (CountingFinerPasses(max_pixels_after_face=limit)
-                                 for limit in (MAX_PIXELS_AFTER_FACE, None, 0))
-        finer = len(default.scales(height, width)) - 1
-        assert default.detect(near) and default.finer_passes == finer - skipped
+        budget, every, first = (CountingFinerPasses(max_pixels_after_face=limit) for limit in (640 * 480, None, 0))
+        finer = len(budget.scales(height, width)) - 1
+        assert budget.detect(near) and budget.finer_passes == finer - skipped
         assert every.detect(near) and every.finer_passes == finer
         assert first.detect(near) and first.finer_passes == 0
+
+
+def test_the_default_search_ends_at_the_first_pass_with_a_confirmed_face():
+    near = cv2.resize(face_photo(), (640, 640))[:480]
+    default = CountingFinerPasses()
+    assert MAX_PIXELS_AFTER_FACE == 0
+    assert default.detect(near) and default.finer_passes == 0
 
 
 def test_without_a_face_every_pass_runs_whatever_the_budget():

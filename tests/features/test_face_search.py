@@ -87,17 +87,18 @@ def frame_of_several_faces(
     return frame, truths
 
 
-def test_small_faces_beside_a_near_one_are_found_by_the_default_search_largest_first(pipeline):
-    """A person at the screen and two further away in 640x480: the search goes on after the near face."""
+def test_small_faces_beside_a_near_one_are_found_by_the_every_scale_search_largest_first():
+    """A person at the screen and two further away in 640x480: every-scale goes on after the near face (the
+    default stops at the first pass with one, which finds the near face and the 80 px one here)."""
     frame, truths = frame_of_several_faces((640, 480), [(150, (420, 150)), (45, (60, 380)), (80, (200, 60))])
-    boxes, crops = pipeline.faces(frame)
+    boxes, crops = FacePipeline(make_detector("blazeface-every-scale")).faces(frame)
     assert len(boxes) == 3 and len(crops) == 3
     assert all(found(boxes, truth) for truth in truths)
     assert [box.area for box in boxes] == sorted((box.area for box in boxes), reverse=True)
 
 
 def test_faces_of_several_sizes_in_a_large_frame_are_all_found_by_the_every_scale_search():
-    """In 1280x720 the default leaves the finest pass out once a face is found; every-scale runs it too."""
+    """In 1280x720 every-scale runs every pass, the finest too, after the near face is found."""
     frame, truths = frame_of_several_faces((1280, 720), [(150, (900, 300)), (70, (100, 500)), (100, (450, 100))])
     boxes, _ = FacePipeline(make_detector("blazeface-every-scale")).faces(frame)
     assert len(boxes) == 3 and all(found(boxes, truth) for truth in truths)

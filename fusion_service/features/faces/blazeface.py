@@ -39,11 +39,12 @@ _INPUT_MULTIPLE = 16  # the coarsest stride: an input side must be a multiple of
 # estimates, the shift is their mean. Figures: training/reports/video/face_framing.md.
 BLAZEFACE_FRAMING = Framing(margin=0.09, shift=-0.10)
 
-# The largest pass input, in pixels, that still runs once a face has been found: a 640x480 frame's, so that people
-# further away are found beside someone near. It is what a near face costs: a 640x480 frame with someone near took
-# 43 ms instead of 8 with it, a 1280x720 one 28 ms instead of 11 (144 ms with every pass); 0 stops at the first
-# pass with a face (training/reports/video/face_detection_settings.md, second round).
-MAX_PIXELS_AFTER_FACE = 640 * 480
+# The largest pass input, in pixels, that still runs once a face has been found. 0: the search ends at the first
+# pass with a confirmed face, because going on costs every whole-frame search with someone near the camera several
+# times over (`make bench` at fe424b1: face_ms 6.8 -> 48.7 ms at 640x480, Fuse p50 30 -> 66 ms, 8 browser streams
+# no longer held) for the people further away beside them (2-4-face recall 0.52 -> 0.80 at 640x480); scenes of
+# several people at different distances choose blazeface-every-scale (training/reports/video/face_detection.md).
+MAX_PIXELS_AFTER_FACE = 0
 
 
 @dataclass(frozen=True)
@@ -83,9 +84,9 @@ class BlazeFaceDetector:
     Passes run coarsest first, and the detections of all passes run are merged (weighted non-maximum
     suppression across passes). Once a pass has given a confirmed face, the finer passes still look for other
     people further away, but only those whose input has at most `max_pixels_after_face` pixels (the cost of a
-    pass follows its pixels): with the default, a 640x480 frame is always searched down to its smallest faces,
-    and in a person-at-the-screen 1280x720 frame the finest pass (1024x576) is left out. None runs every pass
-    always, 0 stops at the first pass with a face. Boxes smaller than half the smallest face searched for are
+    pass follows its pixels). The default, 0, stops at the first pass with a confirmed face (see
+    MAX_PIXELS_AFTER_FACE); 640 * 480 would search a 640x480 frame down to its smallest faces and leave out only
+    the finest pass of a 1280x720 frame with someone near; None runs every pass always. Boxes smaller than half the smallest face searched for are
     dropped, and so are those merged from fewer anchors than the model's `min_support` (short range: false faces
     in the benchmark's and the tests' frames came from one or two anchors scoring about 0.5, real faces of every
     size from four or more; the full-range model has one anchor per cell and gives a face two or three). With
