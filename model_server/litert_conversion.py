@@ -15,13 +15,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from model_server.source import SAVED_MODEL_FILE
+
 log = logging.getLogger(__name__)
 
 CONVERSION_DIR = Path("assets.extra") / "litert"
 MODEL_FILE = "model.tflite"
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = 1
-_SAVED_MODEL_FILE = "saved_model.pb"
 _VARIABLES_DIR = "variables"
 
 
@@ -36,7 +37,7 @@ class Conversion:
 def saved_model_digest(export_dir: str | Path) -> str:
     """sha256 over saved_model.pb and every file of variables/ (names and contents): what Predict computes from."""
     export_dir = Path(export_dir)
-    files = [export_dir / _SAVED_MODEL_FILE]
+    files = [export_dir / SAVED_MODEL_FILE]
     variables = export_dir / _VARIABLES_DIR
     if variables.is_dir():
         files += sorted(path for path in variables.rglob("*") if path.is_file())
