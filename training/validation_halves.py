@@ -8,8 +8,8 @@ Part numbers: 0 and 1 are the folds of the fitting half, 2 the reporting half.
 Audio: training.train_audio's validation speakers of every corpus, in the order listed there: the first half
 fits (folds alternating), the second half reports; RAVDESS: fold 0 actor 17, fold 1 actor 18, reporting 19 and
 20 (a man and a woman each side). A corpus with one validation speaker only reports. Video:
-training.train_video's FER2013 stratified hold-out (cut in stratified, seeded halves: FER2013 has no subject ids)
-and CK+48 held-out subjects (cut by subject).
+training.train_video's FER2013 stratified hold-out (cut in stratified, seeded halves: FER2013 has no subject ids),
+CK+48 held-out subjects and, where the data has them, the Taiwanese validation performers (both cut by subject).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from protos.emotion.v1.constants import LABELS
-from training.face_corpora import FaceItem, load_ck48, load_fer2013
-from training.face_dataset import stratified_holdout, subject_holdout
+from training.face_corpora import FaceItem, load_ck48, load_fer2013, load_taiwanese
+from training.face_dataset import named_holdout, stratified_holdout, subject_holdout
 from training.speech_corpora import SpeechRecord, find_records
 
 FIT_FOLDS = (0, 1)
@@ -32,7 +32,7 @@ SPLIT_SEED = 15
 
 @dataclass(frozen=True)
 class FaceValidation:
-    corpus: str  # "fer2013" or "ck48"
+    corpus: str  # "fer2013", "ck48" or "taiwanese"
     items: list[FaceItem]
     parts: np.ndarray  # per item: 0, 1 (fitting folds) or 2 (reporting)
 
@@ -60,8 +60,10 @@ def audio_validation(speech_dir: Path) -> tuple[list[SpeechRecord], np.ndarray]:
 
 
 def face_validation(faces_dir: Path) -> list[FaceValidation]:
-    """FER2013's hold-out and CK+48's held-out subjects, exactly as training.train_video holds them out."""
-    from training.train_video import CK_HOLDOUT_SUBJECT_FRACTION, FER_HOLDOUT_FRACTION, SEED
+    """FER2013's hold-out, CK+48's held-out subjects and the Taiwanese validation performers, exactly as
+    training.train_video holds them out (the Taiwanese set where faces_dir has it, as there)."""
+    from training.train_video import (CK_HOLDOUT_SUBJECT_FRACTION, FER_HOLDOUT_FRACTION, SEED,
+                                      TAIWANESE_VALIDATION_PERFORMERS)
 
     faces_dir = Path(faces_dir)
     fer_all = [item for item in load_fer2013(faces_dir / "fer2013") if item.split in (None, "train")]
@@ -70,10 +72,16 @@ def face_validation(faces_dir: Path) -> list[FaceValidation]:
     ck_all = load_ck48(faces_dir / "ck48")
     _, ck_held = subject_holdout([item.subject for item in ck_all], CK_HOLDOUT_SUBJECT_FRACTION, SEED)
     ck = [ck_all[i] for i in ck_held]
-    return [
+    sets = [
         FaceValidation("fer2013", fer, stratified_parts([LABELS.index(i.label) for i in fer])),
         FaceValidation("ck48", ck, subject_parts([i.subject for i in ck])),
     ]
+    if (faces_dir / "taiwanese").is_dir():
+        tw_all = load_taiwanese(faces_dir / "taiwanese")
+        _, tw_held = named_holdout([item.subject for item in tw_all], TAIWANESE_VALIDATION_PERFORMERS)
+        tw = [tw_all[i] for i in tw_held]
+        sets.append(FaceValidation("taiwanese", tw, subject_parts([i.subject for i in tw])))
+    return sets
 
 
 def stratified_parts(labels: Sequence[int]) -> np.ndarray:
