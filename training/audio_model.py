@@ -102,10 +102,11 @@ def input_statistics(features: np.ndarray, level_normalise: bool) -> tuple[np.nd
 
 def build_model(mean: np.ndarray, variance: np.ndarray, *, architecture: str = "conv1d", conv_filters: int = 128,
                 hidden: int = 256, dropout: float = 0.5, learning_rate: float = 1e-3, level_normalise: bool = True,
-                spec_augment: bool = False, seed: int = 0) -> keras.Model:
+                spec_augment: bool = False, seed: int = 0, soft_labels: bool = False) -> keras.Model:
     """conv1d: statistics of the frames and of a Conv1D layer over them -> a small dense classifier (the
     statistics generalised to new speakers better than deeper Conv1D stacks: see the report).
-    cnn2d: a small 2-D CNN over the log-mel block, its pooled output beside the statistics of all features."""
+    cnn2d: a small 2-D CNN over the log-mel block, its pooled output beside the statistics of all features.
+    soft_labels: compiled to learn from label distributions (mixup's blends) instead of class indices."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture {architecture!r} is not one of {', '.join(ARCHITECTURES)}")
     inputs = keras.Input((N_FRAMES, N_FEATURES), name="features")
@@ -131,6 +132,6 @@ def build_model(mean: np.ndarray, variance: np.ndarray, *, architecture: str = "
     x = keras.layers.Dropout(dropout)(x)
     outputs = keras.layers.Dense(len(LABELS), activation="softmax", name="probabilities")(x)
     model = keras.Model(inputs, outputs)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    loss = "categorical_crossentropy" if soft_labels else "sparse_categorical_crossentropy"
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
     return model

@@ -3,6 +3,7 @@
     python -m training.train_audio --data ../shared/datasets --out model_repository            # train, export, report
     python -m training.train_audio --data ../shared/datasets --out model_repository --resume   # go on from the checkpoint
     python -m training.train_audio ... --trial NAME --set spec_augment=true --copies 0 --epochs 4   # a recorded attempt
+    python -m training.train_audio ... --trial NAME --seeds 7,8 --copies 0 --epochs 3   # a seed ensemble, recorded
     python -m training.train_audio ... --leave-out nemo --epochs 8   # never hears nEMO, then is measured on all of it
 
 Speaker-independent from start to end: the VALIDATION_SPEAKERS of every corpus are held out of training entirely;
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -57,8 +59,12 @@ DEFAULTS = {
     "architecture": "conv1d", "conv_filters": 128, "hidden": 256, "dropout": 0.5, "learning_rate": 1e-3,
     "level_normalise": True, "spec_augment": False,
     "corpus_exponent": 0.5,  # within a class, corpus c weighs (its windows)**exponent: 0 equal, 1 by size
+    "mixup_alpha": 0.0,  # > 0: train on mixup blends, mixing weights ~ Beta(alpha, alpha) (MixupBatches)
 }
-TRAINING_ONLY = ("corpus_exponent",)  # configuration that shapes the sample weights, not the model
+TRAINING_ONLY = ("corpus_exponent", "mixup_alpha")  # configuration of the training batches, not of the model
+# Options newer than some checkpoints, with the value that does what was done before they existed: a checkpoint
+# that does not name one was trained with that value.
+ADDED_LATER = {"mixup_alpha": 0.0}
 FINAL_EPOCHS = 30
 PATIENCE = 6  # epochs without a better validation score before the final run stops
 BATCH_SIZE = 128
@@ -108,9 +114,48 @@ def sample_weights(windows: WindowSet, corpus_exponent: float) -> np.ndarray:
     return (weights * len(weights) / weights.sum()).astype(np.float32)
 
 
-def clip_probabilities(model: keras.Model, windows: WindowSet, n_clips: int) -> list[np.ndarray | None]:
-    """Per clip, the pooled window probabilities as the service pools them (None: no speech window)."""
-    probabilities = model.predict(windows.features, batch_size=256, verbose=0)
+class MixupBatches(keras.utils.PyDataset):
+    """Training batches of mixup (Zhang et al., 2018): each window is blended with another window of its batch,
+    lam * a + (1 - lam) * b, and so are their one-hot labels and their sample weights, with lam ~ Beta(alpha,
+    alpha) drawn per window. Between two voices, corpora or emotions the model is taught a blended answer, not a
+    confident one. The blend is of the model's input features; the model normalises its level after that.
+    Reshuffled every epoch."""
+
+    def __init__(self, features: np.ndarray, labels: np.ndarray, weights: np.ndarray, batch_size: int,
+                 alpha: float, seed: int) -> None:
+        super().__init__()
+        if alpha <= 0:
+            raise ValueError(f"mixup alpha must be > 0 (got {alpha}); use plain batches for no mixup")
+        self.features, self.labels, self.weights = features, labels, weights
+        self.batch_size, self.alpha = batch_size, alpha
+        self._rng = np.random.default_rng(seed)
+        self._order = self._rng.permutation(len(labels))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        batch = np.sort(self._order[index * self.batch_size:(index + 1) * self.batch_size])
+        partners = self._rng.permutation(len(batch))
+        share = self._rng.beta(self.alpha, self.alpha, len(batch)).astype(np.float32)
+
+        def blend(values: np.ndarray) -> np.ndarray:
+            weight = share.reshape((-1,) + (1,) * (values.ndim - 1))
+            return weight * values + (1.0 - weight) * values[partners]
+
+        one_hot = np.eye(len(LABELS), dtype=np.float32)[self.labels[batch]]
+        return blend(self.features[batch]), blend(one_hot), blend(self.weights[batch])
+
+    def on_epoch_end(self) -> None:
+        self._order = self._rng.permutation(len(self.labels))
+
+
+def window_probabilities(model: keras.Model, windows: WindowSet) -> np.ndarray:
+    return model.predict(windows.features, batch_size=256, verbose=0)
+
+
+def clip_probabilities(probabilities: np.ndarray, windows: WindowSet, n_clips: int) -> list[np.ndarray | None]:
+    """Per clip, its windows' probabilities pooled as the service pools them (None: no speech window)."""
     pooled: list[np.ndarray | None] = [None] * n_clips
     for clip in np.unique(windows.clips):
         pooled[clip] = pool_window_probabilities(probabilities[windows.clips == clip])
@@ -158,7 +203,8 @@ class ClipValidation(keras.callbacks.Callback):
         self.started = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
-        views = corpus_views(self.records, clip_probabilities(self.model, self.windows, len(self.records)))
+        probabilities = window_probabilities(self.model, self.windows)
+        views = corpus_views(self.records, clip_probabilities(probabilities, self.windows, len(self.records)))
         seconds = round(time.monotonic() - self.started)
         self.state["history"].append({"epoch": epoch + 1, "loss": round(float(logs["loss"]), 4),
                                       "train_window_accuracy": round(float(logs["accuracy"]), 4),
@@ -199,13 +245,13 @@ def _save_model(model: keras.Model, name: str) -> None:
 
 def train(config: dict, train_windows: WindowSet, validation_windows: WindowSet,
           validation_records: list[SpeechRecord], epochs: int, patience: int | None,
-          checkpoint: bool = False, resume: bool = False) -> tuple[keras.Model, ClipValidation]:
+          checkpoint: bool = False, resume: bool = False, seed: int = SEED) -> tuple[keras.Model, ClipValidation]:
     """Train (or, with resume, go on training) and return the model at its best epoch."""
-    keras.utils.set_random_seed(SEED)
+    keras.utils.set_random_seed(seed)
     state = None
     if resume:
         state = json.loads((CHECKPOINT_DIR / "state.json").read_text())
-        if state.pop("config") != config:
+        if {**ADDED_LATER, **state.pop("config")} != config:
             raise SystemExit(f"the checkpoint in {CHECKPOINT_DIR} was trained with another configuration; "
                              "train again without --resume, or restore the configuration it names")
         model = keras.models.load_model(CHECKPOINT_DIR / "last.keras")
@@ -214,20 +260,56 @@ def train(config: dict, train_windows: WindowSet, validation_windows: WindowSet,
     else:
         mean, variance = input_statistics(train_windows.features[train_windows.copies == 0],
                                           config["level_normalise"])
-        model = build_model(mean, variance, seed=SEED,
+        model = build_model(mean, variance, seed=seed, soft_labels=config["mixup_alpha"] > 0,
                             **{name: value for name, value in config.items() if name not in TRAINING_ONLY})
     validation = ClipValidation(validation_windows, validation_records, patience, state)
     if resume:
         validation.best_weights = keras.models.load_model(CHECKPOINT_DIR / "best.keras").get_weights()
     callbacks = [validation] + ([EpochCheckpoint(validation, config)] if checkpoint else [])
     weights = sample_weights(train_windows, config["corpus_exponent"])
-    order = np.random.default_rng(SEED).permutation(len(train_windows.labels))
-    if validation.state["epoch"] < epochs:
+    schedule = {"epochs": epochs, "initial_epoch": validation.state["epoch"], "callbacks": callbacks, "verbose": 0}
+    if validation.state["epoch"] < epochs and config["mixup_alpha"] > 0:
+        model.fit(MixupBatches(train_windows.features, train_windows.labels, weights, BATCH_SIZE,
+                               config["mixup_alpha"], seed), shuffle=False, **schedule)
+    elif validation.state["epoch"] < epochs:
+        order = np.random.default_rng(seed).permutation(len(train_windows.labels))
         model.fit(train_windows.features[order], train_windows.labels[order], sample_weight=weights[order],
-                  batch_size=BATCH_SIZE, epochs=epochs, initial_epoch=validation.state["epoch"],
-                  callbacks=callbacks, verbose=0)
+                  batch_size=BATCH_SIZE, **schedule)
     model.set_weights(validation.best_weights)
     return model, validation
+
+
+def trial(config: dict, train_windows: WindowSet, validation_windows: WindowSet,
+          validation_records: list[SpeechRecord], epochs: int, seeds: list[int]) -> dict:
+    """A short attempt, measured at its best epoch. With several seeds it is an ensemble: each member is trained
+    and measured alone, and the ensemble's figures are those of the members' window probabilities averaged (what
+    one SavedModel holding all members would answer)."""
+    members, probabilities = [], []
+    for seed in seeds:
+        model, validation = train(config, train_windows, validation_windows, validation_records, epochs, None,
+                                  seed=seed)
+        best = validation.state["history"][validation.state["best_epoch"] - 1]
+        members.append({"seed": seed, "best_epoch": best["epoch"], "validation": best["validation"],
+                        "training_seconds": validation.state["training_seconds"]})
+        probabilities.append(window_probabilities(model, validation_windows))
+        print(f"  seed {seed}: best at epoch {best['epoch']}: {format_views(best['validation'])}", flush=True)
+    if len(members) == 1:
+        return {"config": config, "epochs": epochs, **members[0]}
+    average = np.mean(probabilities, axis=0)
+    return {"config": config, "epochs": epochs, "seeds": seeds, "members": members,
+            "validation": corpus_views(validation_records, clip_probabilities(average, validation_windows,
+                                                                              len(validation_records))),
+            "training_seconds": sum(member["training_seconds"] for member in members)}
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(seed) for seed in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected seeds separated by commas, such as 7,8,9") from None
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: each seed once")
+    return seeds
 
 
 def parse_settings(settings: list[str]) -> dict:
@@ -269,7 +351,7 @@ def leave_one_corpus_out(corpus: str, config: dict, train_records: list[SpeechRe
     test_records, test_probabilities = [], []
     for records, windows in ((train_records, train_windows.select(train_windows.copies == 0)),
                              (validation_records, validation_windows)):
-        probabilities = clip_probabilities(model, windows, len(records))
+        probabilities = clip_probabilities(window_probabilities(model, windows), windows, len(records))
         for record, probability in zip(records, probabilities):
             if record.corpus == corpus:
                 test_records.append(record)
@@ -300,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="train on the clean clips and this many of their augmented copies")
     parser.add_argument("--trial", metavar="NAME", help=f"a short attempt: train, measure, record it in "
                         f"{TRIALS_FILE.name}; no checkpoint, no export")
+    parser.add_argument("--seeds", type=parse_seeds, default=[SEED], metavar="N,N,...",
+                        help=f"with --trial: train once per seed (default {SEED}); several make a seed ensemble, "
+                             "recorded member by member and averaged")
     parser.add_argument("--leave-out", metavar="CORPUS", help=f"train without CORPUS, measure on all of it, "
                         f"record it in {LEAVE_OUT_FILE.name}; no checkpoint, no export")
     parser.add_argument("--threads", type=int, default=THREADS, help="TensorFlow intra-op threads")
@@ -309,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 <= args.copies <= AUGMENTED_COPIES:
         parser.error(f"--copies must be 0..{AUGMENTED_COPIES}")
+    if args.seeds != [SEED] and not args.trial:
+        parser.error("--seeds is for --trial runs (an ensemble is measured, not exported)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -341,12 +428,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"left out {args.leave_out}: {result['test']}", flush=True)
         return 0
     if args.trial:
-        _, validation = train(config, train_windows, validation_windows, validation_records, args.epochs, None)
-        best = validation.state["history"][validation.state["best_epoch"] - 1]
-        record_result(TRIALS_FILE, args.trial, {
-            "config": config, "copies": args.copies, "epochs": args.epochs, "best_epoch": best["epoch"],
-            "validation": best["validation"], "training_seconds": validation.state["training_seconds"]})
-        print(f"trial {args.trial}: best at epoch {best['epoch']}: {format_views(best['validation'])}", flush=True)
+        result = trial(config, train_windows, validation_windows, validation_records, args.epochs, args.seeds)
+        record_result(TRIALS_FILE, args.trial, {**result, "copies": args.copies})
+        print(f"trial {args.trial}: {format_views(result['validation'])}", flush=True)
         return 0
 
     print(f"training with {config}", flush=True)

@@ -1,7 +1,8 @@
-"""The training script's split, weights, model layers and leave-one-corpus-out run."""
+"""The training script's split, weights, mixup batches, model layers, trials and leave-one-corpus-out run."""
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,6 +21,9 @@ from training.speech_corpora import SpeechRecord  # noqa: E402
 from training.train_audio import (  # noqa: E402
     HELD_OUT,
     VALIDATION_SPEAKERS,
+    MixupBatches,
+    clip_probabilities,
+    corpus_views,
     leave_one_corpus_out,
     parse_settings,
     sample_weights,
@@ -27,7 +31,7 @@ from training.train_audio import (  # noqa: E402
 )
 
 SMALL = {"architecture": "conv1d", "conv_filters": 4, "hidden": 8, "dropout": 0.1, "learning_rate": 1e-3,
-         "level_normalise": True, "spec_augment": False, "corpus_exponent": 0.5}
+         "level_normalise": True, "spec_augment": False, "corpus_exponent": 0.5, "mixup_alpha": 0.0}
 
 
 def record(speaker: str, label: str = "happy") -> SpeechRecord:
@@ -76,6 +80,31 @@ def test_sample_weights_give_classes_equal_weight_and_corpora_their_share_within
         assert weights.mean() == pytest.approx(1.0)
         nemo_angry, urdu_angry = weights[:3].sum(), weights[3]
         assert nemo_angry / urdu_angry == pytest.approx(3.0**exponent)  # corpus shares: (their windows)**exponent
+
+
+def test_mixup_blends_windows_of_a_batch_and_their_one_hot_labels_and_weights_by_the_same_drawn_share():
+    n = len(LABELS)  # window i holds the value i everywhere and is the only window of class i
+    features = np.arange(n, dtype=np.float32)[:, None, None] * np.ones((n, 3, 2), np.float32)
+    weights = np.linspace(0.5, 2.0, n).astype(np.float32)
+    batches = MixupBatches(features, np.arange(n, dtype=np.int32), weights, batch_size=3, alpha=0.4, seed=3)
+    assert len(batches) == 3
+    taking_part, shares = set(), []
+    for index in range(len(batches)):
+        x, y, w = batches[index]
+        assert y.shape == (len(x), n)
+        np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-6)
+        for window, label, weight in zip(x, y, w):
+            blended = np.flatnonzero(label)  # the windows in the blend, their shares as label values
+            assert 1 <= len(blended) <= 2
+            np.testing.assert_allclose(window, np.dot(label, np.arange(n)), rtol=1e-5)
+            assert weight == pytest.approx(np.dot(label, weights), rel=1e-5)
+            taking_part.update(blended)
+            if len(blended) == 2:
+                shares.append(label[blended].min())
+    assert taking_part == set(range(n))  # an epoch uses every window
+    assert len(shares) >= 3 and np.ptp(shares) > 0.05  # the shares are drawn, not fixed
+    with pytest.raises(ValueError, match="alpha"):
+        MixupBatches(features, np.arange(n, dtype=np.int32), weights, batch_size=3, alpha=0.0, seed=3)
 
 
 def test_settings_override_the_recipe_and_unknown_names_are_refused():
@@ -183,3 +212,70 @@ def test_training_checkpoints_every_epoch_and_resumes_where_it_stopped(tmp_path,
     assert [entry["epoch"] for entry in resumed.state["history"]] == [1, 2]
     assert json.loads((tmp_path / "checkpoints" / "state.json").read_text())["epoch"] == 2
     assert model(train_windows.features[:1]).shape == (1, len(LABELS))
+
+    # A checkpoint from before mixup existed names no mixup_alpha: it was trained without mixup, and resumes.
+    state_file = tmp_path / "checkpoints" / "state.json"
+    state = json.loads(state_file.read_text())
+    del state["config"]["mixup_alpha"]
+    state_file.write_text(json.dumps(state))
+    _, resumed = train_audio.train(SMALL, train_windows, validation_windows, validation_records, 3, None,
+                                   checkpoint=True, resume=True)
+    assert resumed.state["epoch"] == 3
+
+
+def test_mixup_training_learns_from_blended_labels(tmp_path, monkeypatch):
+    rng = np.random.default_rng(6)
+    records = [record("nemo:WR0", label) for label in ("angry", "sad", "happy", "fear")]
+    validation_records = [record("nemo:EB0", "angry"), record("nemo:EB0", "sad")]
+
+    def windows_for(records):
+        features = rng.normal(0, 1, (len(records), 126, 98)).astype(np.float32)
+        features[:, :, 33] = np.abs(features[:, :, 33]) + 0.01
+        return windows_of([LABELS.index(r.label) for r in records], [r.speaker for r in records], features)
+
+    model, validation = train_audio.train({**SMALL, "mixup_alpha": 0.4}, windows_for(records),
+                                          windows_for(validation_records), validation_records, 1, None)
+    assert model.loss == "categorical_crossentropy"  # soft targets, not class indices
+    assert validation.state["epoch"] == 1 and np.isfinite(validation.state["history"][0]["loss"])
+
+
+def test_seed_ensemble_trial_records_each_member_and_scores_their_averaged_probabilities(monkeypatch):
+    records = [record("nemo:EB0", "angry"), record("nemo:EB0", "sad")]
+    windows = windows_of([LABELS.index(r.label) for r in records], [r.speaker for r in records])
+    angry, sad = LABELS.index("angry"), LABELS.index("sad")
+
+    def answers(p_angry: list[float]) -> np.ndarray:  # per window: angry p, sad 1 - p
+        probabilities = np.zeros((len(p_angry), len(LABELS)), np.float32)
+        probabilities[:, angry], probabilities[:, sad] = p_angry, 1 - np.asarray(p_angry)
+        return probabilities
+
+    # Each member is right on one clip only, and less sure where it is wrong: their average is right on both.
+    members = {1: answers([0.9, 0.6]), 2: answers([0.4, 0.1])}
+    seeds_trained = []
+
+    def fake_train(config, train_windows, validation_windows, validation_records, epochs, patience, seed):
+        seeds_trained.append(seed)
+        views = corpus_views(validation_records, clip_probabilities(members[seed], windows, len(records)))
+        state = {"best_epoch": 1, "training_seconds": 10, "history": [{"epoch": 1, "validation": views}]}
+        return members[seed], SimpleNamespace(state=state)
+
+    monkeypatch.setattr(train_audio, "train", fake_train)
+    monkeypatch.setattr(train_audio, "window_probabilities", lambda model, windows: model)
+    result = train_audio.trial(SMALL, windows, windows, records, 3, [1, 2])
+    assert seeds_trained == [1, 2]
+    assert [member["seed"] for member in result["members"]] == [1, 2]
+    assert [member["validation"]["nemo"]["uar"] for member in result["members"]] == [0.5, 0.5]
+    assert result["validation"]["nemo"]["uar"] == 1.0
+    assert result["training_seconds"] == 20
+
+    single = train_audio.trial(SMALL, windows, windows, records, 3, [1])
+    assert single["seed"] == 1 and single["validation"] == result["members"][0]["validation"]
+    assert "members" not in single
+
+
+def test_seeds_are_read_from_a_comma_separated_list():
+    assert train_audio.parse_seeds("7,8,9") == [7, 8, 9]
+    with pytest.raises(Exception, match="comma"):
+        train_audio.parse_seeds("7;8")
+    with pytest.raises(Exception, match="once"):
+        train_audio.parse_seeds("7,7")
