@@ -5,8 +5,8 @@ performers of train_video) and real photographs that registry packages
 ship (scikit-image's astronaut and the 100 faces of its LFW subset) are pasted, at widths of 24-400 px, into
 640x480 and 1280x720 frames over face-free backgrounds (scikit-image photographs and textures, noise), at random
 positions, turned by up to 10 degrees, with changed brightness, contrast and gamma. Frames hold one face, or two
-to four of different sizes, or none. A face counts as found when a detection overlaps its box by an IoU of at
-least 0.3. Then the live path's crops (FacePipeline.faces on the frame, the default detector) of validation
+to four of different sizes, or none. A face counts as found when a detection, framed as the live path frames it for
+its crop (the detector's measured margin and shift), overlaps the face's box by an IoU of at least 0.3. Then the live path's crops (FacePipeline.faces on the frame, the default detector) of validation
 faces at each width go through the video model: a face not found counts as an error.
 
 A face's width is the side of its training-like framing: the whole image of a FER2013 / CK+48 crop; for full
@@ -271,17 +271,20 @@ class Tally:
         return self.found[chosen].sum() / max(1, self.faces[chosen].sum())
 
 
-def matched(boxes: Sequence[Box], truth: Box) -> int | None:
-    overlaps = [box.overlap(truth) for box in boxes]
+def matched(boxes: Sequence[Box], truth: Box, framing: Framing) -> int | None:
+    """The detection whose crop is this face's: the faces' boxes are in the training-like framing, so each detection
+    is compared framed as its crop is (`widened`), which puts tight boxes (BlazeFace) and wide ones (Haar) on one
+    footing; compared unframed, a tight box on the whole face scored IoU 0.69 and one on its inner part under 0.3."""
+    overlaps = [widened(box, framing).overlap(truth) for box in boxes]
     best = int(np.argmax(overlaps)) if overlaps else -1
     return best if best >= 0 and overlaps[best] >= MATCH_IOU else None
 
 
-def count(tally: Tally, boxes: Sequence[Box], item: Scene) -> None:
+def count(tally: Tally, boxes: Sequence[Box], item: Scene, framing: Framing) -> None:
     matches = set()
     for truth in item.faces:
         bucket = bucket_of(truth.width)
-        index = matched(boxes, truth)
+        index = matched(boxes, truth, framing)
         tally.faces[bucket] += 1
         if index is not None:
             tally.found[bucket] += 1
@@ -306,7 +309,7 @@ def measure(detector: FaceDetector, frames: dict[str, list[Scene]]) -> tuple[dic
             started = time.process_time()
             boxes = detector.detect(item.frame)
             times.append((time.process_time() - started) * 1000)
-            count(tally, boxes, item)
+            count(tally, boxes, item, detector.framing)
     return tallies, times
 
 
@@ -356,7 +359,7 @@ def classify_per_width(sources: dict[str, list[FaceSource]], model: Path, photos
             for item in items:
                 frame = scene(photos, [item], [face_width], FRAME_SIZES[0], rng)
                 boxes, crops = pipeline.faces(frame.frame)
-                index = matched(boxes, frame.faces[0]) if frame.faces else None
+                index = matched(boxes, frame.faces[0], pipeline.detector.framing) if frame.faces else None
                 if index is None:
                     predicted.append(-1)
                 else:
