@@ -26,14 +26,13 @@ from fusion_service.features.faces.gray import to_gray
 from fusion_service.features.faces.pipeline import FacePipeline, detector_input
 from protos.emotion.v1.constants import LABELS
 from training.model_versions import DEFAULT_REPOSITORY, newest_version
-from training.face_corpora import FaceItem, face_crop_of, load_fer2013, load_taiwanese, read_image
-from training.face_dataset import named_holdout, stratified_holdout
+from training.face_corpora import FaceItem, face_crop_of, load_fer2013, read_image
+from training.face_dataset import stratified_holdout
 from training.reporting import evaluate_predictions
 from training.train_video import (
     FER_HOLDOUT_FRACTION,
     REPORT_DIR,
     SEED,
-    TAIWANESE_VALIDATION_PERFORMERS,
     THREADS,
     use_threads,
 )
@@ -95,11 +94,7 @@ def compare(sets: dict[str, list[FaceItem]], model_dir: Path, framing: EyeFramin
 
 
 def validation_sets(faces: Path) -> dict[str, list[FaceItem]]:
-    sets = {validation.corpus: validation.items for validation in face_validation(faces)}
-    taiwanese = load_taiwanese(faces / "taiwanese")
-    _, held = named_holdout([item.subject for item in taiwanese], TAIWANESE_VALIDATION_PERFORMERS)
-    sets["taiwanese"] = [taiwanese[i] for i in held]
-    return sets
+    return {validation.corpus: validation.items for validation in face_validation(faces)}
 
 
 def write_record(record: dict) -> None:
