@@ -43,11 +43,15 @@ class RecordingDetector:
 
 
 @pytest.mark.parametrize(("frame_size", "face_width"), [
-    ((320, 240), 32), ((640, 480), 40), ((640, 480), 70), ((1280, 720), 40), ((1280, 720), 70), ((1920, 1080), 60),
+    ((320, 240), 32), ((640, 480), 40), ((640, 480), 70), ((640, 480), 180), ((1280, 720), 40), ((1280, 720), 70),
+    ((1280, 720), 90), ((1280, 720), 120), ((1920, 1080), 60),
 ])
 @pytest.mark.parametrize("where", ["top left", "centre", "bottom right"])
 def test_a_small_face_is_found_anywhere_in_the_frame(pipeline, frame_size, face_width, where):
-    """Down to 40 px (3% of 1280) or 3% of larger frames' width (a 70 px face in 640x480: the issue's)."""
+    """Down to 40 px (3% of 1280) or 3% of larger frames' width (a 70 px face in 640x480: the issue's), and faces
+    where two passes meet: 90-120 px in 1280x720 are 24-32 px to the middle pass (under what it finds reliably)
+    and 72-96 px to the finest; 180 px in 640x480 is too wide for the finest pass (over 128 px) and 36 px to the
+    coarsest."""
     width, height = frame_size
     x, y = {"top left": (10, 10), "centre": ((width - face_width) // 2, (height - face_width) // 2),
             "bottom right": (width - face_width - 10, height - face_width - 10)}[where]
