@@ -5,9 +5,10 @@ performers of train_video) and real photographs that registry packages
 ship (scikit-image's astronaut and the 100 faces of its LFW subset) are pasted, at widths of 24-400 px, into
 640x480 and 1280x720 frames over face-free backgrounds (scikit-image photographs and textures, noise), at random
 positions, turned by up to 10 degrees, with changed brightness, contrast and gamma. Frames hold one face, or two
-to four of different sizes, or none. A face counts as found when a detection, framed as the live path frames it for
-its crop (the detector's measured margin and shift), overlaps the face's box by an IoU of at least 0.3. Then the live path's crops (FacePipeline.faces on the frame, the default detector) of validation
-faces at each width go through the video model: a face not found counts as an error.
+to four of different sizes, or none. A face counts as found when a detection, framed as the live path frames it
+for its crop (the detector's measured margin and shift), overlaps the face's box by an IoU of at least 0.3. Then
+the live path's crops (FacePipeline.faces on the frame, the default detector) of validation faces at each width
+go through the video model: a face not found counts as an error.
 
 A face's width is the side of its training-like framing: the whole image of a FER2013 / CK+48 crop; for full
 photographs (Taiwanese, astronaut), BlazeFace's box in the photograph at its own size, widened by the framing
@@ -274,7 +275,7 @@ class Tally:
 def matched(boxes: Sequence[Box], truth: Box, framing: Framing) -> int | None:
     """The detection whose crop is this face's: the faces' boxes are in the training-like framing, so each detection
     is compared framed as its crop is (`widened`), which puts tight boxes (BlazeFace) and wide ones (Haar) on one
-    footing; compared unframed, a tight box on the whole face scored IoU 0.69 and one on its inner part under 0.3."""
+    footing (training/reports/video/face_detection_settings.md, third round)."""
     overlaps = [widened(box, framing).overlap(truth) for box in boxes]
     best = int(np.argmax(overlaps)) if overlaps else -1
     return best if best >= 0 and overlaps[best] >= MATCH_IOU else None
