@@ -366,6 +366,8 @@ def write_summary(state: dict, splits: Splits) -> None:
         lines.append(f"| {h['epoch']} | {h['loss']:.3f} | {figures} | {h['score']:.3f} | {h['seconds']} |")
     lines += ["", "Reproduce: `python -m training.train_video --data ../shared/datasets --out model_repository` "
               "(add `--resume` to go on from training/checkpoints/video/).", "",
+              "Every recipe and choice tried, with its figure on these validation sets: [attempts.md](attempts.md); "
+              "the served model's calibration: [calibration/](calibration/README.md).", "",
               "Faces in full images (detection, then the crop): [face_detectors.md](face_detectors.md), written by "
               "`python -m training.compare_face_detectors`.", ""]
     (REPORT_DIR / "README.md").write_text("\n".join(lines))

@@ -16,4 +16,5 @@ if importlib.util.find_spec("tensorflow") is None:
         "test_video_training.py",
         "test_validation_halves.py",
         "test_calibrate.py",
+        "test_test_time_flips.py",
     ]
