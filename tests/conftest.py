@@ -5,8 +5,14 @@ from __future__ import annotations
 from typing import Iterator
 
 import pytest
+from hypothesis import settings
 
 from scripts.local_stack import LocalStack, free_port
+
+# Property tests assert behaviour, not speed: Hypothesis's default 200 ms deadline per example fails them on a
+# loaded machine (speed targets live in `make bench`).
+settings.register_profile("no_deadline", deadline=None)
+settings.load_profile("no_deadline")
 
 
 @pytest.fixture(scope="module")
