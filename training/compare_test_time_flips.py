@@ -19,11 +19,12 @@ import numpy as np
 import tensorflow as tf
 
 from fusion_service.features.faces.pipeline import FacePipeline
-from training.face_corpora import FaceItem, NoFaceError, face_crop_of
+from training.face_corpora import FaceItem
 from training.model_versions import DEFAULT_REPOSITORY, newest_version
 from training.reporting import evaluate_predictions
 from training.train_video import REPORT_DIR, THREADS, use_threads
 from training.validation_halves import face_validation
+from training.video_eval import live_crops
 
 BATCH_SIZE = 256
 
@@ -46,12 +47,7 @@ def compare(sets: dict[str, list[FaceItem]], model_dir: Path) -> dict:
     pipeline = FacePipeline()
     results = {}
     for corpus, items in sets.items():
-        crops: list[np.ndarray | None] = []
-        for item in items:
-            try:
-                crops.append(face_crop_of(item, pipeline))
-            except NoFaceError:
-                crops.append(None)
+        crops = live_crops(items, pipeline)
         found = [i for i, crop in enumerate(crops) if crop is not None]
         single, averaged = single_and_flip_averaged(serve, np.stack([crops[i] for i in found]))
         figures = {}

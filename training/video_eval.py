@@ -31,16 +31,21 @@ def video_predictions(data_dir: Path, model_dir: Path) -> tuple[list[str], list[
     return [item.label for item in items], crop_predictions(items, model_dir)
 
 
-def crop_predictions(items: list[FaceItem], model_dir: Path) -> list[np.ndarray | None]:
-    """The served model's probabilities per item (None where no face was found)."""
-    serve = tf.saved_model.load(str(model_dir)).signatures["serving_default"]
-    pipeline = FacePipeline()
+def live_crops(items: list[FaceItem], pipeline: FacePipeline) -> list[np.ndarray | None]:
+    """Each item's face crop as the live path makes it (None where no face was found)."""
     crops: list[np.ndarray | None] = []
     for item in items:
         try:
             crops.append(face_crop_of(item, pipeline))
         except NoFaceError:
             crops.append(None)
+    return crops
+
+
+def crop_predictions(items: list[FaceItem], model_dir: Path) -> list[np.ndarray | None]:
+    """The served model's probabilities per item (None where no face was found)."""
+    serve = tf.saved_model.load(str(model_dir)).signatures["serving_default"]
+    crops = live_crops(items, FacePipeline())
     found = [i for i, crop in enumerate(crops) if crop is not None]
     probabilities: list[np.ndarray | None] = [None] * len(items)
     for start in range(0, len(found), BATCH_SIZE):
