@@ -68,6 +68,13 @@ def windows_of(labels: list[int], speakers: list[str], features: np.ndarray | No
                      np.zeros(n, np.int32))
 
 
+def random_windows(rng: np.random.Generator, records: list[SpeechRecord]) -> WindowSet:
+    """One window of random features per record, with its label and speaker (RMS, feature 33, positive)."""
+    features = rng.normal(0, 1, (len(records), 126, 98)).astype(np.float32)
+    features[:, :, 33] = np.abs(features[:, :, 33]) + 0.01
+    return windows_of([LABELS.index(r.label) for r in records], [r.speaker for r in records], features)
+
+
 def test_sample_weights_give_classes_equal_weight_and_corpora_their_share_within_a_class():
     # angry: 3 nEMO windows, 1 URDU window; happy: 1 nEMO window; disgust: 2 RAVDESS windows.
     labels = [0, 0, 0, 0, 3, 1, 1]
@@ -163,12 +170,6 @@ def test_leave_one_corpus_out_never_trains_on_the_corpus_and_measures_all_of_its
                      record("tess:OAF", "sad"), record("urdu:SM4", "angry")]
     validation_records = [record("nemo:EB0", "angry"), record("urdu:SM1", "sad"), record("urdu:SM1", "angry")]
 
-    def windows_for(records):
-        labels = [LABELS.index(r.label) for r in records]
-        features = rng.normal(0, 1, (len(records), 126, 98)).astype(np.float32)
-        features[:, :, 33] = np.abs(features[:, :, 33]) + 0.01
-        return windows_of(labels, [r.speaker for r in records], features)
-
     trained_on: list[set[str]] = []
     original_train = train_audio.train
 
@@ -177,14 +178,14 @@ def test_leave_one_corpus_out_never_trains_on_the_corpus_and_measures_all_of_its
         return original_train(config, train_windows, *args, **kwargs)
 
     monkeypatch.setattr(train_audio, "train", spying_train)
-    result = leave_one_corpus_out("urdu", SMALL, train_records, validation_records, windows_for(train_records),
-                                  windows_for(validation_records), epochs=1)
+    result = leave_one_corpus_out("urdu", SMALL, train_records, validation_records, random_windows(rng, train_records),
+                                  random_windows(rng, validation_records), epochs=1)
     assert trained_on == [{"nemo:WR0", "tess:OAF"}]
     assert result["test"]["n"] == 3  # urdu:SM4 from training and both held-out urdu:SM1 clips
     assert set(result["validation_of_the_others"]) == {"nemo", "pooled", "score"}
     with pytest.raises(SystemExit, match="no such corpus"):
-        leave_one_corpus_out("crema-d", SMALL, train_records, validation_records, windows_for(train_records),
-                             windows_for(validation_records), epochs=1)
+        leave_one_corpus_out("crema-d", SMALL, train_records, validation_records, random_windows(rng, train_records),
+                             random_windows(rng, validation_records), epochs=1)
 
 
 def test_training_checkpoints_every_epoch_and_resumes_where_it_stopped(tmp_path, monkeypatch):
@@ -193,12 +194,7 @@ def test_training_checkpoints_every_epoch_and_resumes_where_it_stopped(tmp_path,
     train_records = [record("nemo:WR0", label) for label in ("angry", "sad", "happy", "fear")]
     validation_records = [record("nemo:EB0", "angry"), record("nemo:EB0", "sad")]
 
-    def windows_for(records):
-        features = rng.normal(0, 1, (len(records), 126, 98)).astype(np.float32)
-        features[:, :, 33] = np.abs(features[:, :, 33]) + 0.01
-        return windows_of([LABELS.index(r.label) for r in records], [r.speaker for r in records], features)
-
-    train_windows, validation_windows = windows_for(train_records), windows_for(validation_records)
+    train_windows, validation_windows = random_windows(rng, train_records), random_windows(rng, validation_records)
     train_audio.train(SMALL, train_windows, validation_windows, validation_records, 1, None, checkpoint=True)
     saved = json.loads((tmp_path / "checkpoints" / "state.json").read_text())
     assert saved["epoch"] == 1 and saved["config"] == SMALL
@@ -228,13 +224,8 @@ def test_mixup_training_learns_from_blended_labels(tmp_path, monkeypatch):
     records = [record("nemo:WR0", label) for label in ("angry", "sad", "happy", "fear")]
     validation_records = [record("nemo:EB0", "angry"), record("nemo:EB0", "sad")]
 
-    def windows_for(records):
-        features = rng.normal(0, 1, (len(records), 126, 98)).astype(np.float32)
-        features[:, :, 33] = np.abs(features[:, :, 33]) + 0.01
-        return windows_of([LABELS.index(r.label) for r in records], [r.speaker for r in records], features)
-
-    model, validation = train_audio.train({**SMALL, "mixup_alpha": 0.4}, windows_for(records),
-                                          windows_for(validation_records), validation_records, 1, None)
+    model, validation = train_audio.train({**SMALL, "mixup_alpha": 0.4}, random_windows(rng, records),
+                                          random_windows(rng, validation_records), validation_records, 1, None)
     assert model.loss == "categorical_crossentropy"  # soft targets, not class indices
     assert validation.state["epoch"] == 1 and np.isfinite(validation.state["history"][0]["loss"])
 
