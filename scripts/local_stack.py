@@ -26,7 +26,7 @@ import grpc
 from google.protobuf import text_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from scripts.supervisor import Supervisor
+from scripts.supervisor import RestartPolicy, Supervisor
 
 ROOT = Path(__file__).resolve().parent.parent
 ML_PYTHON = ROOT / ".venv-ml" / "bin" / "python"
@@ -301,6 +301,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("FUSION_METRICS_PORT", 9464)))
     parser.add_argument("--web-port", type=int, default=int(os.environ.get("WEB_PORT", 8080)),
                         help="port of the live page's gateway (0: do not start it)")
+    parser.add_argument("--restart-delay", type=float, default=RestartPolicy().initial_delay_s, metavar="SECONDS",
+                        help="seconds before a part that exited is restarted (default %(default)s; doubled while it "
+                        "keeps exiting soon after starting)")
     return parser.parse_args(argv)
 
 
@@ -327,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.start()
         threading.Thread(target=_announce_when_serving, args=(stack, server), daemon=True).start()
         # Supervision runs here, in the main thread, so that it has stopped before the parts are.
-        Supervisor(stack).run(stopped)
+        Supervisor(stack, RestartPolicy(initial_delay_s=args.restart_delay)).run(stopped)
     finally:
         log.info("stopping everything")
         stack.stop()

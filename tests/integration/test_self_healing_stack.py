@@ -46,7 +46,9 @@ class StackProcess:
         self.fusion_port = free_port()
         self.model_ports = model_ports
         self.log_path = log_path
-        flags = [f"--port={self.fusion_port}", "--metrics-port=0"]
+        # A model server is back within about a second of its default restart (0.5 s), too soon for a stream to
+        # be sure of seeing the outage the test asserts on; 3 s makes the outage last.
+        flags = [f"--port={self.fusion_port}", "--metrics-port=0", "--restart-delay=3"]
         if len(set(model_ports.values())) == 1:
             flags.append(f"--model-port={model_ports['audio']}")  # as `make run` starts it
         else:
