@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fusion_service.decoding import InvalidInput
+from fusion_service.decoding import InvalidInput, decode_image
 from fusion_service.face_tracking import main_face
 from fusion_service.features.audio import N_FEATURES, N_FRAMES, AudioFeatureExtractor
-from fusion_service.features.audio_input import pool_window_probabilities, prepare_audio
+from fusion_service.features.audio_input import AudioInput, pool_window_probabilities, prepare_audio
+from fusion_service.features.audio_stream import Snapshot, StreamingAudio
 from fusion_service.features.faces.boxes import Box
 from fusion_service.features.faces.crop import FACE_SIZE
 from fusion_service.features.faces.names import DEFAULT_DETECTOR
@@ -188,6 +189,22 @@ class Analyzer:
             Stage.FEATURES, prepare_audio, samples, sample_rate,
             extractor=self._extractor, detector=self._speech, max_seconds=self.max_audio_seconds,
         )
+        return await self._predicted_audio(prepared, deadline)
+
+    def streaming_audio(self, sample_rate: int) -> StreamingAudio:
+        """A stream's own audio, featurised as it arrives (see features/audio_stream.py)."""
+        return StreamingAudio(self._extractor, self._speech, sample_rate)
+
+    async def stream_audio(
+        self, audio: StreamingAudio, snapshot: Snapshot, enabled: bool = True, deadline: float | None = None
+    ) -> Outcome:
+        """The answer on a stream's latest window (a snapshot of `audio`, taken on the event loop)."""
+        if not enabled:
+            return _counted("audio", Outcome(pb.DISABLED, "left out by options.modalities"))
+        prepared = await self._in_pool(Stage.FEATURES, audio.prepared, snapshot, self.max_audio_seconds)
+        return _counted("audio", await self._predicted_audio(prepared, deadline))
+
+    async def _predicted_audio(self, prepared: AudioInput, deadline: float | None) -> Outcome:
         if prepared.speech_windows == 0:
             return Outcome(pb.NO_SPEECH, f"no speech found in {prepared.windows} audio window(s)")
         try:
@@ -196,6 +213,11 @@ class Analyzer:
         except ModelError as error:
             return Outcome(pb.MODEL_UNAVAILABLE, str(error))
         return Outcome(pb.USED, probabilities=pool_window_probabilities(prediction.probabilities), version=prediction.version)
+
+    async def decode(self, image: pb.Image, max_pixels: int, field: str = "image") -> np.ndarray:
+        """The image's pixels, decoded in the pool: a 640x480 JPEG takes a few ms, which on the event loop would
+        hold up every other request's messages (raises InvalidInput)."""
+        return await self._in_pool(Stage.DECODE, decode_image, image, max_pixels=max_pixels, field=field)
 
     def face_search(self) -> StreamFaceSearch:
         """A stream's own face search: around its last faces first (see features/faces/search.py)."""
@@ -261,15 +283,21 @@ class Analyzer:
         self,
         samples: np.ndarray | None,
         sample_rate: int,
-        image: np.ndarray | None,
+        image: pb.Image | None,
         options: Options,
+        *,
+        max_pixels: int,
         deadline: float | None = None,
     ) -> pb.FuseResponse:
-        """`deadline` (time.monotonic()) is the caller's; model-server calls do not run past it."""
-        audio, video = await asyncio.gather(
-            self.audio(samples, sample_rate, options.use_audio, deadline),
-            self.video(image, options.use_video, deadline),
-        )
+        """`image` is decoded in the video branch, so the voice's work starts at once (raises InvalidInput for an
+        image that does not decode). `deadline` (time.monotonic()) is the caller's; model-server calls do not run
+        past it."""
+
+        async def decoded_video() -> Outcome:
+            pixels = None if image is None else await self.decode(image, max_pixels)
+            return await self.video(pixels, options.use_video, deadline)
+
+        audio, video = await asyncio.gather(self.audio(samples, sample_rate, options.use_audio, deadline), decoded_video())
         return self.response(audio, video, options)
 
     def response(self, audio: Outcome, video: Outcome, options: Options) -> pb.FuseResponse:

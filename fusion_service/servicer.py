@@ -16,7 +16,7 @@ import grpc
 
 from fusion_service.analysis import Analyzer, Options, resolve_options
 from fusion_service.config import Settings
-from fusion_service.decoding import InvalidInput, decode_audio, decode_image
+from fusion_service.decoding import InvalidInput, check_image, decode_audio
 from fusion_service.limits import LimitExceeded, StreamLimiter
 from fusion_service.metrics import ACTIVE_STREAMS, Stage, timed
 from fusion_service.stream import StreamSession
@@ -96,15 +96,19 @@ class EmotionFusionServicer(emotion_pb2_grpc.EmotionFusionServicer):
             raise InvalidInput("request carries neither audio nor image; send one or both")
         options = resolve_options(request.options, self._defaults)
         # "total" spans decoding too, as in a stream's result: the whole work of one answer.
+        max_pixels = self._settings.max_image_pixels
         with timed(Stage.TOTAL):
             with timed(Stage.DECODE):
                 samples = (
                     decode_audio(request.audio, max_seconds=self._settings.max_audio_seconds)
                     if request.HasField("audio") else None
                 )
-                image = decode_image(request.image, max_pixels=self._settings.max_image_pixels) if request.HasField("image") else None
+                image = request.image if request.HasField("image") else None
+                if image is not None:
+                    check_image(image, max_pixels=max_pixels)  # a malformed request fails before any work
             return await self._analyzer.fuse(
-                samples, request.audio.sample_rate_hz, image, options, deadline=caller_deadline(context)
+                samples, request.audio.sample_rate_hz, image, options, max_pixels=max_pixels,
+                deadline=caller_deadline(context),
             )
 
     async def StreamFuse(

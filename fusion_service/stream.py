@@ -1,4 +1,5 @@
-"""One live stream: a sliding audio window, the latest frame, and results at a steady rate.
+"""One live stream: a sliding audio window (featurised as it arrives: features/audio_stream.py), the latest frame,
+and results at a steady rate.
 
 Frames are checked (format, size) when they arrive but kept encoded until a result is due, and only
 the newest one is analysed: a client sending faster than the service can process has its older frames
@@ -16,9 +17,8 @@ from typing import AsyncIterator
 import numpy as np
 
 from fusion_service.analysis import Analyzer, Options, Outcome, resolve_options, set_answer
-from fusion_service.decoding import InvalidInput, check_audio_format, check_image, decode_image, decode_pcm
+from fusion_service.decoding import InvalidInput, check_audio_format, check_image, decode_pcm
 from fusion_service.face_tracking import continues
-from fusion_service.features.audio import WINDOW_SECONDS
 from fusion_service.features.faces.boxes import Box
 from fusion_service.metrics import DROPPED_FRAMES, REPEATED_FRAMES, Stage, timed
 from fusion_service.repeated_frames import SeenFrame
@@ -27,34 +27,6 @@ from protos.emotion.v1.constants import AUDIO_SAMPLE_RATE_HZ, MAX_AUDIO_CHUNK_SE
 from protos.emotion.v1.smoothing import DEFAULT_TIME_CONSTANT_S, MAX_TIME_CONSTANT_S, Smoother
 
 DEFAULT_ENCODING = pb.PCM_S16LE
-
-
-class AudioRing:
-    """The most recent `capacity` samples, in arrival order: written in place, so that a chunk costs its own
-    length and not the window's."""
-
-    def __init__(self, capacity: int):
-        self._buffer = np.zeros(capacity, dtype=np.float32)
-        self._end = 0  # where the next sample goes
-        self._filled = 0
-        self.total = 0  # samples ever received
-
-    def append(self, samples: np.ndarray) -> None:
-        self.total += len(samples)
-        capacity = len(self._buffer)
-        samples = samples[-capacity:]
-        n = len(samples)
-        first = min(n, capacity - self._end)
-        self._buffer[self._end : self._end + first] = samples[:first]
-        self._buffer[: n - first] = samples[first:]
-        self._end = (self._end + n) % capacity
-        self._filled = min(capacity, self._filled + n)
-
-    def window(self) -> np.ndarray:
-        start = (self._end - self._filled) % len(self._buffer)
-        if start + self._filled <= len(self._buffer):
-            return self._buffer[start : start + self._filled].copy()
-        return np.concatenate([self._buffer[start:], self._buffer[: self._end]])
 
 
 class StreamSession:
@@ -79,7 +51,7 @@ class StreamSession:
         self._max_pixels = max_pixels
         self._encoding = DEFAULT_ENCODING
         self._sample_rate = AUDIO_SAMPLE_RATE_HZ
-        self._audio = AudioRing(int(WINDOW_SECONDS * self._sample_rate))
+        self._audio = analyzer.streaming_audio(self._sample_rate)
         self._started = False
         self._new_audio = False
         self._frame: pb.Frame | None = None
@@ -127,7 +99,7 @@ class StreamSession:
         if config.result_rate_hz < 0 or config.result_rate_hz > MAX_RESULT_RATE_HZ or not np.isfinite(config.result_rate_hz):
             raise InvalidInput(f"config.result_rate_hz must be between 0 (default) and {MAX_RESULT_RATE_HZ:g}")
         self._encoding, self._sample_rate = encoding, sample_rate
-        self._audio = AudioRing(int(WINDOW_SECONDS * sample_rate))
+        self._audio = self._analyzer.streaming_audio(sample_rate)
         self._rate_hz = config.result_rate_hz or self._rate_hz
         if config.HasField("options"):
             self._options = resolve_options(config.options, self._options)
@@ -196,8 +168,8 @@ class StreamSession:
                 video_task = self._video(frame)
             if self._new_audio:
                 self._new_audio = False
-                audio_task = self._analyzer.audio(
-                    self._audio.window(), self._sample_rate, self._options.use_audio, self._deadline
+                audio_task = self._analyzer.stream_audio(
+                    self._audio, self._audio.snapshot(), self._options.use_audio, self._deadline
                 )
             outcomes = await asyncio.gather(*(t for t in (audio_task, video_task) if t is not None))
             if audio_task is not None:
@@ -224,8 +196,7 @@ class StreamSession:
             seen.outcome = await self._analyzer.classify(seen.faces, self._deadline, self._followed_face)
             seen.outcome_at = loop.time()
             return seen.outcome
-        with timed(Stage.DECODE):
-            image = decode_image(frame.image, max_pixels=self._max_pixels, field="frame.image")
+        image = await self._analyzer.decode(frame.image, self._max_pixels, field="frame.image")
         if not self._options.use_video:
             return await self._analyzer.video(image, enabled=False)
         faces = await self._analyzer.find_faces(image, self._face_search)

@@ -173,19 +173,55 @@ class AudioFeatureExtractor:
         return self._per_thread.buffers
 
     def _extract(self, window: np.ndarray, features: np.ndarray, buffers: _Buffers) -> None:
-        """Writes the [N_FEATURES, N_FRAMES] features of one window into `features`.
+        """Writes the [N_FEATURES, N_FRAMES] features of one window into `features`."""
+        padded = buffers.padded
+        padded[HOP_LENGTH:-HOP_LENGTH] = window
+        self._spectral(buffers.framed, features, buffers.frames, buffers.spectrum, buffers.power)
+        features[ZCR_COLUMN] = _zero_crossing_rate(window)
+        features[RMS_COLUMN] = _rms(padded)
+
+    def frames(self, samples: np.ndarray) -> np.ndarray:
+        """Features of the frames wholly inside `samples` (float64, a whole number of hops, at least one frame):
+        frame j is samples[j * HOP_LENGTH : j * HOP_LENGTH + N_FFT] -> float32 [frames, N_FEATURES]. Equal to the
+        frames of a window that hold those samples away from its edges (StreamingFeatures relies on it)."""
+        samples = np.asarray(samples, dtype=np.float64)
+        if samples.ndim != 1 or len(samples) % HOP_LENGTH or len(samples) < N_FFT:
+            raise ValueError(f"expected 1-D samples, a multiple of {HOP_LENGTH} and at least {N_FFT} long, got {samples.shape}")
+        count = len(samples) // HOP_LENGTH - 1
+        features = np.empty((N_FEATURES, count))
+        self._spectral(
+            sliding_window_view(samples, N_FFT)[::HOP_LENGTH], features, np.empty((count, N_FFT)),
+            np.empty((count, _N_BINS), dtype=np.complex128), np.empty((_N_BINS, count)),
+        )
+        starts = np.arange(count) * HOP_LENGTH
+        features[ZCR_COLUMN] = _crossings(samples, starts, starts + N_FFT) / N_FFT
+        features[RMS_COLUMN] = _rms(samples)
+        return features.T.astype(np.float32)
+
+    def edge_frames(self, window: np.ndarray) -> np.ndarray:
+        """The first and the last frame of a window's features, the two that see its zero padding -> float32
+        [2, N_FEATURES]."""
+        window = np.asarray(window, dtype=np.float64)
+        half, zeros = N_FFT // 2, np.zeros(N_FFT // 2)
+        ends = np.concatenate([window[:half], window[-half:]])
+        edges = self.frames(np.concatenate([zeros, ends, zeros]))[[0, 2]]  # the middle frame joins the two ends
+        # As in the whole window: the crossings of the window's own samples (the padding adds none).
+        edges[:, ZCR_COLUMN] = _crossings(ends, np.array([0, half]), np.array([half, N_FFT])) / N_FFT
+        return edges
+
+    def _spectral(self, framed: np.ndarray, features: np.ndarray, frames: np.ndarray, spectrum: np.ndarray,
+                  power: np.ndarray) -> None:
+        """MFCC, chroma and log-mel of `framed` [n, N_FFT] into `features` [N_FEATURES, n], in the scratch arrays
+        given (frames [n, N_FFT], spectrum [n, bins] complex, power [bins, n]).
 
         The STFT runs in float64: its rounding error is relative to the loudest bin of a frame, and float32
         would bury quiet bands under it.
         """
-        padded = buffers.padded
-        padded[HOP_LENGTH:-HOP_LENGTH] = window
-        frames = np.multiply(buffers.framed, self._hann, out=buffers.frames)
-        spectrum = np.fft.rfft(frames, axis=-1, out=buffers.spectrum)
+        np.multiply(framed, self._hann, out=frames)
+        np.fft.rfft(frames, axis=-1, out=spectrum)
         # |X|^2 without temporaries: square real and imaginary parts in place, then add them up.
         parts = spectrum.view(np.float64)
         np.square(parts, out=parts)
-        power = buffers.power
         np.add(parts[:, 0::2], parts[:, 1::2], out=power.T)
 
         log_mel = 10.0 * np.log10(np.maximum(self._mel_filterbank @ power, _POWER_FLOOR))
@@ -193,8 +229,6 @@ class AudioFeatureExtractor:
 
         features[MFCC_COLUMNS] = self._dct @ log_mel
         features[CHROMA_COLUMNS] = raw_chroma / _chroma_norm(raw_chroma)
-        features[ZCR_COLUMN] = _zero_crossing_rate(window)
-        features[RMS_COLUMN] = _rms(padded)
         features[LOG_MEL_COLUMNS] = log_mel
 
 
@@ -205,8 +239,8 @@ def _chroma_norm(raw_chroma: np.ndarray) -> np.ndarray:
 
 
 def _rms(padded: np.ndarray) -> np.ndarray:
-    """RMS of the un-windowed, zero-padded frames (librosa.feature.rms). The hop is half a frame, so a frame's
-    energy is that of its two half-frame blocks, each block's energy computed once."""
+    """RMS of the un-windowed frames of `padded` (librosa.feature.rms: of the zero-padded window). The hop is half
+    a frame, so a frame's energy is that of its two half-frame blocks, each block's energy computed once."""
     blocks = padded.reshape(-1, HOP_LENGTH)
     block_energy = np.einsum("ij,ij->i", blocks, blocks)
     return np.sqrt((block_energy[:-1] + block_energy[1:]) / N_FFT)
@@ -216,17 +250,20 @@ def _zero_crossing_rate(window: np.ndarray) -> np.ndarray:
     """Fraction of sign changes per frame, as librosa.feature.zero_crossing_rate: samples within 1e-10 of
     zero count as positive, the changes between neighbours within a frame are counted and divided by the
     frame length. librosa pads by repeating the edge samples, which adds no changes."""
-    negative = window < -_ZERO_THRESHOLD
-    # changes[i]: the sign changes from sample i to i+1 (the last entry has no successor and stays False).
-    changes = np.zeros(WINDOW_SAMPLES, dtype=bool)
-    np.not_equal(negative[1:], negative[:-1], out=changes[:-1])
-    change_blocks = changes.reshape(N_FRAMES - 1, HOP_LENGTH)
-    per_block = change_blocks.sum(axis=1, dtype=np.int32)
-    # Frame t holds all of block t-1's changes, and block t's except the last one, which leads out of it.
-    counts = np.zeros(N_FRAMES)
-    counts[1:] += per_block
-    counts[:-1] += per_block - change_blocks[:, -1]
-    return counts / N_FFT
+    # Frame t spans the window's samples t*hop - n_fft/2 up to t*hop + n_fft/2, cut at the window's edges.
+    centres = np.arange(N_FRAMES) * HOP_LENGTH
+    starts = np.maximum(centres - N_FFT // 2, 0)
+    stops = np.minimum(centres + N_FFT // 2, WINDOW_SAMPLES)
+    return _crossings(window, starts, stops) / N_FFT
+
+
+def _crossings(samples: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """Per frame, the sign changes between neighbouring samples that both lie in samples[start:stop]."""
+    negative = samples < -_ZERO_THRESHOLD
+    # before[i]: the changes from sample j to j+1 for all j < i.
+    before = np.zeros(len(samples), dtype=np.int64)
+    np.cumsum(negative[1:] != negative[:-1], out=before[1:])
+    return (before[stops - 1] - before[starts]).astype(np.float64)
 
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int = SAMPLE_RATE) -> np.ndarray:

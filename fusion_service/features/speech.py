@@ -92,14 +92,16 @@ class SpeechDetector:
             return np.zeros(0, dtype=bool)
         samples = samples[: frame_count * FRAME_SAMPLES]
 
-        levels = self._speech_band_levels(samples)
+        # Starting the filter in its steady state for the first sample avoids a step transient on DC offsets.
+        levels, _ = self.speech_band_levels(samples, self.steady_filter_state(samples[0]))
+        # A fresh webrtcvad per call (it adapts to what it has heard), fed every frame in order.
+        return self.judged(levels, voiced_frames(webrtcvad.Vad(self.aggressiveness), samples))
+
+    def judged(self, levels: np.ndarray, voiced: np.ndarray) -> np.ndarray:
+        """Speech frames among frames of these levels (dBFS) and webrtcvad verdicts: voiced, loud enough and above
+        the background of these frames."""
         loud_enough = levels >= self.min_level_dbfs
         above_background = levels >= np.percentile(levels, self.background_percentile) + self.min_rise_db
-
-        # A fresh webrtcvad per call (it adapts to what it has heard), fed every frame in order.
-        vad = webrtcvad.Vad(self.aggressiveness)
-        pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16).reshape(frame_count, FRAME_SAMPLES)
-        voiced = np.array([vad.is_speech(frame.tobytes(), SAMPLE_RATE) for frame in pcm], dtype=bool)
         return voiced & loud_enough & above_background
 
     def speech_seconds(self, samples: np.ndarray) -> float:
@@ -108,15 +110,65 @@ class SpeechDetector:
 
     def is_speech(self, samples: np.ndarray) -> bool:
         """True when at least min_speech_seconds of samples is speech."""
-        # Frame counts times 0.03 s are not exact in binary floating point: allow for the rounding.
-        return self.speech_seconds(samples) >= self.min_speech_seconds - 1e-9
+        return self.enough(self.speech_frames(samples))
 
-    def _speech_band_levels(self, samples: np.ndarray) -> np.ndarray:
-        """RMS level in dBFS of each frame after the high-pass filter."""
-        # Starting the filter in its steady state for the first sample avoids a step transient on DC offsets.
-        filtered = scipy.signal.sosfilt(
-            self._highpass, samples.astype(np.float64), zi=self._highpass_initial_state * samples[0]
-        )[0]
+    def enough(self, speech_frames: np.ndarray) -> bool:
+        """Whether these speech frames make at least min_speech_seconds."""
+        # Frame counts times 0.03 s are not exact in binary floating point: allow for the rounding.
+        return np.count_nonzero(speech_frames) * FRAME_SECONDS >= self.min_speech_seconds - 1e-9
+
+    def steady_filter_state(self, first_sample: float) -> np.ndarray:
+        """The high-pass filter's state as if `first_sample` had always been the input."""
+        return self._highpass_initial_state * first_sample
+
+    def speech_band_levels(self, samples: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """RMS level in dBFS of each whole frame of `samples` after the high-pass filter, started in `state`; and
+        the filter's state after them."""
+        filtered, state = scipy.signal.sosfilt(self._highpass, samples.astype(np.float64), zi=state)
         mean_square = np.mean(np.square(filtered.reshape(-1, FRAME_SAMPLES)), axis=1)
         with np.errstate(divide="ignore"):
-            return np.maximum(10.0 * np.log10(mean_square), _SILENCE_DB)
+            return np.maximum(10.0 * np.log10(mean_square), _SILENCE_DB), state
+
+
+def voiced_frames(vad: webrtcvad.Vad, samples: np.ndarray) -> np.ndarray:
+    """webrtcvad's verdict on each whole frame of samples, fed in order (it adapts to what it has heard)."""
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16).reshape(-1, FRAME_SAMPLES)
+    return np.array([vad.is_speech(frame.tobytes(), SAMPLE_RATE) for frame in pcm], dtype=bool)
+
+
+class StreamingSpeech:
+    """SpeechDetector's verdict on the latest window of a stream, each 30 ms frame filtered, measured and heard by
+    webrtcvad once, as the audio arrives, instead of every frame of the window again for every window.
+
+    The background is the window's, as for a window judged alone. Unlike there, the high-pass filter and webrtcvad
+    carry their state along the stream (webrtcvad is made to be fed so), so a verdict can differ from
+    SpeechDetector.is_speech on the same window where speech starts or ends at the window's edge.
+    """
+
+    def __init__(self, detector: SpeechDetector, window_samples: int) -> None:
+        self._detector = detector
+        self._vad = webrtcvad.Vad(detector.aggressiveness)
+        self._frames_per_window = window_samples // FRAME_SAMPLES
+        self._state: np.ndarray | None = None  # the high-pass filter's, after the last whole frame
+        self._rest = np.zeros(0, dtype=np.float32)  # samples after the last whole frame
+        self._levels = np.zeros(0)
+        self._voiced = np.zeros(0, dtype=bool)
+
+    def feed(self, samples: np.ndarray) -> None:
+        """The stream's next samples (16 kHz float32 in [-1, 1])."""
+        samples = np.concatenate([self._rest, np.asarray(samples, dtype=np.float32)])
+        whole = len(samples) // FRAME_SAMPLES * FRAME_SAMPLES
+        self._rest = samples[whole:]
+        if not whole:
+            return
+        samples = samples[:whole]
+        if self._state is None:
+            self._state = self._detector.steady_filter_state(samples[0])
+        levels, self._state = self._detector.speech_band_levels(samples, self._state)
+        keep = self._frames_per_window
+        self._levels = np.concatenate([self._levels, levels])[-keep:]
+        self._voiced = np.concatenate([self._voiced, voiced_frames(self._vad, samples)])[-keep:]
+
+    def is_speech(self) -> bool:
+        """Whether the whole frames of the last window fed hold min_speech_seconds of speech."""
+        return len(self._levels) > 0 and self._detector.enough(self._detector.judged(self._levels, self._voiced))

@@ -11,7 +11,6 @@ import pytest
 
 from fusion_service import repeated_frames
 from fusion_service.analysis import Analyzer, Faces, Options, Outcome, video_contract
-from fusion_service.decoding import decode_image
 from fusion_service.features.faces.boxes import Box
 from fusion_service.model_client import ModelError, Prediction
 from fusion_service.repeated_frames import SeenFrame
@@ -102,7 +101,9 @@ def test_a_repeated_frame_is_not_searched_again_and_keeps_the_answer_of_its_whol
     assert {video_answer(r) for r in responses} == {video_answer(responses[0])}
     assert responses[0].result.video.status == pb.USED and len(responses[0].result.faces) == 1
     # What a Fuse call of the image (a whole-frame search) answers.
-    fused = asyncio.run(analyzer.fuse(None, 0, decode_image(pb.Image(encoded=FACE), max_pixels=1_000_000), Options(audio_weight=0.3, video_weight=0.7)))
+    fused = asyncio.run(analyzer.fuse(
+        None, 0, pb.Image(encoded=FACE), Options(audio_weight=0.3, video_weight=0.7), max_pixels=1_000_000
+    ))
     assert video_answer(responses[-1])[1:] == (tuple(s.probability for s in fused.video.scores),
                                                tuple((f.box.x, f.box.y, f.box.width, f.box.height) for f in fused.faces))
 

@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 
 from fusion_service.analysis import Faces, Options, Outcome
-from fusion_service.decoding import InvalidInput
+from fusion_service.decoding import InvalidInput, decode_image
 from fusion_service.features.faces.boxes import Box
-from fusion_service.stream import AudioRing, StreamSession
+from fusion_service.features.audio import AudioFeatureExtractor
+from fusion_service.features.audio_stream import StreamingAudio
+from fusion_service.features.speech import SpeechDetector
+from fusion_service.stream import StreamSession
 from protos.emotion.v1 import emotion_pb2 as pb
 
 PNG = cv2.imencode(".png", np.full((32, 32), 128, dtype=np.uint8))[1].tobytes()
@@ -24,6 +27,15 @@ class FindsOneFace:
 
     def face_search(self):
         return None  # a stream's own face search: these fakes find faces without one
+
+    async def decode(self, image, max_pixels, field="image"):
+        return decode_image(image, max_pixels=max_pixels, field=field)
+
+    def streaming_audio(self, sample_rate):
+        return StreamingAudio(AudioFeatureExtractor(), SpeechDetector(), sample_rate)
+
+    async def stream_audio(self, audio, snapshot, enabled=True, deadline=None):
+        return await self.audio(snapshot.samples, audio.sample_rate, enabled, deadline)
 
     async def find_faces(self, image, search=None):
         return Faces([Box(0, 0, 16, 16)], np.zeros((1, 48, 48, 1), dtype=np.float32), whole_frame=False)
@@ -73,28 +85,6 @@ def frame(sequence):
 
 async def collect(stream_session, messages, pause_s=0.0):
     return [r async for r in stream_session.results(feed(messages, pause_s))]
-
-
-def test_audio_ring_keeps_the_latest_samples_in_order():
-    ring = AudioRing(5)
-    ring.append(np.arange(3, dtype=np.float32))
-    np.testing.assert_array_equal(ring.window(), [0, 1, 2])
-    ring.append(np.arange(3, 7, dtype=np.float32))
-    np.testing.assert_array_equal(ring.window(), [2, 3, 4, 5, 6])
-    ring.append(np.arange(10, 20, dtype=np.float32))
-    np.testing.assert_array_equal(ring.window(), np.arange(15, 20))
-    assert ring.total == 17
-
-
-def test_audio_ring_matches_the_tail_of_everything_received_over_many_wraps():
-    rng = np.random.default_rng(0)
-    ring, received = AudioRing(7), []
-    for _ in range(200):
-        chunk = rng.standard_normal(int(rng.integers(0, 12))).astype(np.float32)
-        ring.append(chunk)
-        received.extend(chunk)
-        np.testing.assert_array_equal(ring.window(), np.asarray(received[-7:], dtype=np.float32))
-    assert ring.total == len(received)
 
 
 def test_results_carry_the_latest_frame_and_the_audio_clock():
