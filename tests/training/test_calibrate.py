@@ -10,7 +10,14 @@ import tensorflow as tf  # noqa: E402
 from scipy.special import softmax  # noqa: E402
 
 from protos.emotion.v1.constants import LABELS  # noqa: E402
-from training.calibrate import CalibrationSet, RawModel, choose_method, raw_endpoint, remove_older_versions  # noqa: E402
+from training.calibrate import (  # noqa: E402
+    CalibrationSet,
+    RawModel,
+    choose_method,
+    cross_fit_data,
+    raw_endpoint,
+    remove_older_versions,
+)
 from training.calibration import Calibration  # noqa: E402
 from training.export import export_savedmodel, read_calibration  # noqa: E402
 
@@ -55,7 +62,7 @@ def test_the_method_is_chosen_on_the_fitting_folds_only():
     labels = np.array([rng.choice(len(LABELS), p=p) for p in softmax(logits, axis=1)])
     answers = softmax(3 * logits, axis=1)  # over-confident by a temperature of 3: one shared scale is the truth
     parts = np.arange(n) % 3
-    sets = [CalibrationSet("corpus", [], labels, parts)]
+    sets = [CalibrationSet("corpus", [], labels, parts, parts.astype(str))]
     windows = [[row[None] for row in answers]]
     scores = choose_method(windows, sets)
     assert set(scores) == {"temperature", "vector"}
@@ -63,3 +70,16 @@ def test_the_method_is_chosen_on_the_fitting_folds_only():
     # the reporting part (2) takes no part: changing its answers changes nothing
     scrambled = [[row[None] if p != 2 else np.full((1, len(LABELS)), 1 / len(LABELS)) for row, p in zip(answers, parts)]]
     assert choose_method(scrambled, sets) == pytest.approx(scores)
+
+
+def test_cross_fit_data_keeps_every_sample_with_its_corpus_speaker_and_part():
+    windows = [[np.full((2, len(LABELS)), 1 / len(LABELS)), np.full((1, len(LABELS)), 1 / len(LABELS))],
+               [np.full((3, len(LABELS)), 1 / len(LABELS))]]
+    sets = [CalibrationSet("nemo", [], np.array([1, 2]), np.array([0, 2]), np.array(["nemo:EB0", "nemo:TP0"])),
+            CalibrationSet("urdu", [], np.array([4]), np.array([2]), np.array(["urdu:SM6"]))]
+    data = cross_fit_data(sets, windows)
+    assert [len(s) for s in data.samples] == [2, 1, 3]
+    assert data.labels.tolist() == [1, 2, 4]
+    assert data.corpora.tolist() == ["nemo", "nemo", "urdu"]
+    assert data.groups.tolist() == ["nemo:EB0", "nemo:TP0", "urdu:SM6"]
+    assert data.parts.tolist() == [0, 2, 2]

@@ -5,8 +5,15 @@ import pytest
 from scipy.special import softmax
 
 from training.calibration import (
+    CANDIDATES,
     Calibration,
+    Candidate,
+    CrossFitData,
     calibration_metrics,
+    compare_cross_fitted,
+    cross_fit,
+    cross_fit_table,
+    equal_weights,
     ece_noise_floor,
     expected_calibration_error,
     fit,
@@ -86,3 +93,64 @@ def test_ece_noise_floor_shrinks_with_more_samples():
     many, _ = overconfident_answers(5000, 1.0, seed=6)
     assert ece_noise_floor(few) > 2 * ece_noise_floor(many)
     assert ece_noise_floor(many) < 0.03
+
+
+def speakers_of_different_difficulty(per_speaker: int = 60) -> CrossFitData:
+    """Two corpora of three speakers; corpus "hard" is over-confident by a temperature of 4, "easy" by 2."""
+    samples, labels, corpora, groups = [], [], [], []
+    for corpus, sharpen, seed in (("easy", 2.0, 10), ("hard", 4.0, 20)):
+        for speaker in range(3):
+            answers, truth = overconfident_answers(per_speaker, sharpen, seed=seed + speaker)
+            samples += [row[None, :] for row in answers]
+            labels += list(truth)
+            corpora += [corpus] * per_speaker
+            groups += [f"{corpus}:{speaker}"] * per_speaker
+    return CrossFitData(samples, np.array(labels), np.array(corpora), np.array(groups), np.zeros(len(labels), int))
+
+
+def test_equal_weights_give_each_corpus_and_each_speaker_within_it_the_same_total():
+    speakers = np.array(["a1", "a1", "a1", "a2", "b1"])
+    corpora = np.array(["a", "a", "a", "a", "b"])
+    np.testing.assert_allclose(equal_weights(corpora), [0.25, 0.25, 0.25, 0.25, 1.0])
+    np.testing.assert_allclose(equal_weights(speakers, within=corpora), [1 / 6, 1 / 6, 1 / 6, 0.5, 1.0])
+
+
+def test_a_worst_group_fit_trades_the_average_for_the_group_it_fits_worst():
+    data = speakers_of_different_difficulty(200)
+
+    def group_nlls(calibration: Calibration) -> list[float]:
+        answers = pooled(calibration, data.samples)
+        return [calibration_metrics(answers[data.corpora == c], data.labels[data.corpora == c])["nll"]
+                for c in ("easy", "hard")]
+
+    average = fit("temperature", data.samples, data.labels)
+    worst = fit("temperature", data.samples, data.labels, worst_of=data.corpora)
+    assert max(group_nlls(worst)) < max(group_nlls(average))
+    assert np.mean(group_nlls(worst)) >= np.mean(group_nlls(average)) - 1e-6
+
+
+def test_a_speakers_cross_fitted_answers_do_not_depend_on_its_own_labels():
+    data = speakers_of_different_difficulty()
+    candidate = Candidate("temperature", "temperature", "corpus")
+    answers = cross_fit(candidate, data)
+    relabelled = data.labels.copy()
+    held = data.groups == "hard:0"
+    relabelled[held] = 0  # a speaker whose every clip is class 0 would pull the scale if it were fitted on
+    again = cross_fit(candidate, CrossFitData(data.samples, relabelled, data.corpora, data.groups, data.parts))
+    np.testing.assert_allclose(again[held], answers[held], atol=1e-6)
+    assert not np.allclose(again[~held], answers[~held], atol=1e-4)
+
+
+def test_the_comparison_reports_every_candidate_per_corpus_and_chooses_by_mean_corpus_nll():
+    data = speakers_of_different_difficulty()
+    result = compare_cross_fitted(data)
+    assert set(result["candidates"]) == {c.name for c in CANDIDATES}
+    scores = {name: c["mean_corpus_nll"] for name, c in result["candidates"].items()}
+    assert result["chosen"] == min(scores, key=scores.get)
+    for candidate in result["candidates"].values():
+        assert set(candidate["per_corpus"]) == {"easy", "hard"}
+        assert candidate["per_corpus"]["hard"]["n"] == 180
+        # every candidate undoes most of the over-confidence of samples it never saw
+        for corpus in ("easy", "hard"):
+            assert candidate["per_corpus"][corpus]["nll"] < result["before"][corpus]["nll"]
+    assert "| hard | vector | 180 |" in cross_fit_table(result)
