@@ -279,9 +279,10 @@ def markdown(modality: str, report: dict) -> str:
                      f"{a['ece']:.3f} | {views['ece_noise_floor_after']:.3f} | {b['nll']:.3f} | {a['nll']:.3f} | "
                      f"{b['mean_confidence']:.3f} | {a['mean_confidence']:.3f} |")
     lines += ["", f"All validation speakers/subjects, cross-fitted by speaker: each speaker/subject (FER2013: each "
-              f"stratified part) calibrated by {report['method']} scaling fitted, the same way, on the validation "
-              "samples of all the others (training.calibration.cross_fit; python -m training.cross_fit compares "
-              "the other calibrators so):", "",
+              f"stratified part) calibrated by {report['method']} scaling fitted as above (corpora weighted "
+              "equally) on the validation samples of all the others, both halves: the figures of the recipe on "
+              "every validation speaker, not of the served calibrator itself (training.calibration.cross_fit; "
+              "`python -m training.cross_fit` compares other calibrators this way):", "",
               "| corpus (all validation) | n | accuracy before | after | ECE before | after | ECE floor | "
               "NLL before | after | mean confidence before | after |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
