@@ -170,13 +170,17 @@ def cross_fit(candidate: Candidate, data: CrossFitData) -> np.ndarray:
 
 
 def per_corpus_figures(answers: np.ndarray, data: CrossFitData, by: str = "corpora") -> dict[str, dict]:
-    """calibration_metrics and the ECE noise floor of `answers`, per corpus (by="groups": per speaker/subject)."""
+    """calibration_metrics, the ECE noise floor and ece_p of `answers`, per corpus (by="groups": per
+    speaker/subject). ece_p: the share of perfectly calibrated draws (ece_null) with an ECE at least as large, so
+    a small ece_p is miscalibration that the sample's size does not explain."""
     keys = getattr(data, by)
     figures = {}
     for key in dict.fromkeys(keys.tolist()):
         members = keys == key
-        figures[key] = {**calibration_metrics(answers[members], data.labels[members]),
-                        "ece_noise_floor": ece_noise_floor(answers[members])}
+        metrics = calibration_metrics(answers[members], data.labels[members])
+        null = ece_null(answers[members])
+        figures[key] = {**metrics, "ece_noise_floor": float(null.mean()),
+                        "ece_p": float(np.mean(null >= metrics["ece"]))}
     return figures
 
 
@@ -200,15 +204,16 @@ def compare_cross_fitted(data: CrossFitData, candidates: Sequence[Candidate] = C
 
 def cross_fit_table(result: dict) -> str:
     """The comparison as a Markdown table: per corpus and candidate, figures before and cross-fitted after."""
-    lines = ["| corpus | calibrator | n | accuracy | ECE before | after | ECE floor before | after | NLL before | "
-             "after | mean confidence before | after |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| corpus | calibrator | n | accuracy | ECE before | after | ECE floor before | after | ECE p before | "
+             "after | NLL before | after | mean confidence before | after |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for corpus, before in result["before"].items():
         for name, candidate in result["candidates"].items():
             after = candidate["per_corpus"][corpus]
             lines.append(f"| {corpus} | {name} | {before['n']} | {after['accuracy']:.3f} | {before['ece']:.3f} | "
                          f"{after['ece']:.3f} | {before['ece_noise_floor']:.3f} | {after['ece_noise_floor']:.3f} | "
-                         f"{before['nll']:.3f} | {after['nll']:.3f} | {before['mean_confidence']:.3f} | "
-                         f"{after['mean_confidence']:.3f} |")
+                         f"{before['ece_p']:.3f} | {after['ece_p']:.3f} | {before['nll']:.3f} | {after['nll']:.3f} | "
+                         f"{before['mean_confidence']:.3f} | {after['mean_confidence']:.3f} |")
     lines += ["", "| calibrator | mean over corpora of cross-fitted NLL | fitted on all validation samples |",
               "|---|---:|---|"]
     for name, candidate in result["candidates"].items():
@@ -261,11 +266,8 @@ def calibration_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
-def ece_noise_floor(probabilities: np.ndarray, draws: int = 200, seed: int = 0) -> float:
-    """Mean ECE of a perfectly calibrated model with these answers: labels drawn from the answers themselves.
-
-    With few samples, ECE is far from 0 even for perfect calibration; this is the figure to compare it with.
-    """
+def ece_null(probabilities: np.ndarray, draws: int = 200, seed: int = 0) -> np.ndarray:
+    """ECEs of a perfectly calibrated model with these answers: labels drawn from the answers themselves."""
     probabilities = np.asarray(probabilities, dtype=np.float64)
     probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
     rng = np.random.default_rng(seed)
@@ -274,7 +276,15 @@ def ece_noise_floor(probabilities: np.ndarray, draws: int = 200, seed: int = 0) 
     for _ in range(draws):
         labels = (rng.random((len(probabilities), 1)) > cumulative).sum(axis=1)
         eces.append(expected_calibration_error(probabilities, np.minimum(labels, probabilities.shape[1] - 1)))
-    return float(np.mean(eces))
+    return np.array(eces)
+
+
+def ece_noise_floor(probabilities: np.ndarray, draws: int = 200, seed: int = 0) -> float:
+    """Mean ECE of a perfectly calibrated model with these answers: labels drawn from the answers themselves.
+
+    With few samples, ECE is far from 0 even for perfect calibration; this is the figure to compare it with.
+    """
+    return float(np.mean(ece_null(probabilities, draws, seed)))
 
 
 def reliability_bins(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> list[dict]:

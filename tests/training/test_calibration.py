@@ -17,6 +17,7 @@ from training.calibration import (
     ece_noise_floor,
     expected_calibration_error,
     fit,
+    per_corpus_figures,
     plot_reliability,
     pooled,
 )
@@ -93,6 +94,15 @@ def test_ece_noise_floor_shrinks_with_more_samples():
     many, _ = overconfident_answers(5000, 1.0, seed=6)
     assert ece_noise_floor(few) > 2 * ece_noise_floor(many)
     assert ece_noise_floor(many) < 0.03
+
+
+def test_ece_p_is_small_for_over_confident_answers_only():
+    calibrated, labels = overconfident_answers(400, 1.0, seed=7)
+    overconfident, _ = overconfident_answers(400, 2.5, seed=7)  # the same labels, answers too sure of them
+    data = CrossFitData([row[None, :] for row in calibrated], labels, np.full(400, "c"), np.full(400, "s"),
+                        np.zeros(400, int))
+    assert per_corpus_figures(calibrated, data)["c"]["ece_p"] > 0.05
+    assert per_corpus_figures(overconfident, data)["c"]["ece_p"] < 0.01
 
 
 def speakers_of_different_difficulty(per_speaker: int = 60) -> CrossFitData:
