@@ -92,7 +92,7 @@ def table(results: dict) -> str:
             f"{_target_cell(figures, target)}"
         )
 
-    for name in ("features_ms", "features_baseline_ms", "speech_ms", "decode_ms", "face_ms", "face_720p_ms"):
+    for name in ("features_ms", "features_baseline_ms", "speech_ms", "stream_audio_ms", "decode_ms", "face_ms", "face_720p_ms"):
         summary = figures[name]
         row(name, summary["median"], summary["p99"], summary["runs"])
     row("features_speedup (x)", figures["features_speedup"], target="features_speedup")
