@@ -1,6 +1,6 @@
 """The web gateway's cost: latency it adds to a stream result, and CPU per browser-like stream.
 
-Streams go through the gateway exactly as the page sends them (bench.live's frames and 20 ms audio chunks, in
+Streams go through the gateway exactly as the page sends them (bench.live's frames and 100 ms audio chunks, in
 capture_client.web.protocol's messages) and, for comparison, straight to the fusion service over gRPC, back to
 back on the same stack. Latency of frame s, as in bench.live: the first result including s - the moment s was
 handed to the socket.

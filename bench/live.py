@@ -1,4 +1,4 @@
-"""Live streams as a capture client sends them: frames at a steady rate, audio in 20 ms chunks, results read
+"""Live streams as a capture client sends them: frames at a steady rate, audio in 100 ms chunks, results read
 as they come. Measures the latency of one stream and searches for the most streams the machine holds.
 
 Definitions (printed with the results):
@@ -49,8 +49,8 @@ DEFINITION = (
 
 def add_audio_chunk_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audio-chunk-seconds", type=float, default=CHUNK_SECONDS,
-                        help=f"length of the streams' audio messages (default {CHUNK_SECONDS:g}; the capture client and "
-                        "the browser page send 0.1)")
+                        help=f"length of the streams' audio messages (default {CHUNK_SECONDS:g}, as the capture client and "
+                        "the browser page send them; make bench before session 8 used 0.02)")
 
 
 def check_audio_chunk(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -1,7 +1,7 @@
 """`python -m bench.load` (`make load`): a bounded load test over loopback.
 
 Starts both model servers and the fusion service on free loopback ports, then for --seconds runs
---streams live streams (frames at --fps and 20 ms audio chunks, as a capture client sends them) and
+--streams live streams (frames at --fps and 100 ms audio chunks, as a capture client sends them) and
 --unary clients calling Fuse back to back, all at once; then stops everything and reports calls made,
 errors, latency (p50/p99) and the fusion service's memory before and after. Exits 1 when any call
 failed or answered MODEL_UNAVAILABLE, or when the service's memory grew beyond --max-rss-growth-mib.

@@ -17,7 +17,7 @@ from testkit.media import face_photo, jpeg, pcm16, speech
 
 FRAME_WIDTH, FRAME_HEIGHT = 640, 480
 HD_WIDTH, HD_HEIGHT = 1280, 720
-CHUNK_SECONDS = 0.02  # the bench's audio chunks by default; the capture client and the browser page send 0.1 s
+CHUNK_SECONDS = 0.1  # the streams' audio messages by default: as the capture client and the browser page send them
 CAMERA_FRAMES = 15  # distinct frames a stream cycles through (one second at 15 fps)
 CAMERA_NOISE_SD = 2.0  # grey levels: a webcam's sensor noise in good light
 

@@ -159,7 +159,7 @@ def ambiguous_faces(answers: list[FaceAnswer], count: int) -> list[FaceAnswer]:
 
 
 async def stream(target: str, recording: Recording) -> tuple[list[Result], list[float]]:
-    """The recording sent in real time (frames at FPS, audio in 20 ms chunks); results as they come, and the
+    """The recording sent in real time (frames at FPS, audio in 100 ms chunks, as our clients send it); results as they come, and the
     time each frame was sent, both from the first frame."""
     chunk = round(CHUNK_SECONDS * AUDIO_SAMPLE_RATE_HZ)
     sent: list[float] = []

@@ -3,7 +3,7 @@ search of `make bench` measures its levels (bench/live.py), with the CPU every p
 before and after in a few minutes, without the whole benchmark.
 
     .venv/bin/python -m bench.stream_levels --streams 8 12 16 --hold-seconds 40
-    .venv/bin/python -m bench.stream_levels --streams 16 --audio-chunk-seconds 0.1     # audio as our clients send it
+    .venv/bin/python -m bench.stream_levels --streams 16 --audio-chunk-seconds 0.02    # the chunks of make bench before session 8
     cd /tmp/old-checkout && /work/main/.venv/bin/python -m bench.stream_levels   # another tree (with this module)
 
 On a shared machine, alternate the trees run by run and compare medians.

@@ -20,14 +20,14 @@ def test_the_frame_is_640_by_480_and_the_detector_finds_one_face_in_its_jpeg():
     assert len(boxes) == 1 and crops.shape == (1, 48, 48, 1)
 
 
-def test_the_speech_window_is_two_seconds_of_speech_and_the_chunks_are_20_ms_unless_asked_for_others():
+def test_the_speech_window_is_two_seconds_of_speech_and_the_chunks_are_100_ms_unless_asked_for_others():
     media = Media()
     assert media.speech_window.shape == (32000,)
     assert SpeechDetector().is_speech(media.speech_window)
     assert len(media.speech_window_pcm16) == 2 * 32000
-    assert {len(chunk) for chunk in media.speech_chunks_pcm16()} == {2 * 320}
-    assert {len(chunk) for chunk in media.speech_chunks_pcm16(0.1)} == {2 * 1600}
-    long, short = b"".join(media.speech_chunks_pcm16(0.1)), b"".join(media.speech_chunks_pcm16())
+    assert {len(chunk) for chunk in media.speech_chunks_pcm16()} == {2 * 1600}
+    assert {len(chunk) for chunk in media.speech_chunks_pcm16(0.02)} == {2 * 320}
+    long, short = b"".join(media.speech_chunks_pcm16()), b"".join(media.speech_chunks_pcm16(0.02))
     assert short.startswith(long)  # the same speech, cut differently
 
 

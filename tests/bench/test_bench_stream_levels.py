@@ -23,9 +23,9 @@ def test_a_level_needs_at_least_one_stream(capsys):
     assert "--streams must be at least 1" in capsys.readouterr().err
 
 
-def test_audio_chunks_are_20_ms_by_default_and_never_longer_than_the_service_takes(capsys):
-    assert parse_args([]).audio_chunk_seconds == 0.02
-    assert parse_args(["--audio-chunk-seconds", "0.1"]).audio_chunk_seconds == 0.1
+def test_audio_chunks_are_100_ms_by_default_as_our_clients_send_and_never_longer_than_the_service_takes(capsys):
+    assert parse_args([]).audio_chunk_seconds == 0.1
+    assert parse_args(["--audio-chunk-seconds", "0.02"]).audio_chunk_seconds == 0.02
     with pytest.raises(SystemExit):
         parse_args(["--audio-chunk-seconds", str(MAX_AUDIO_CHUNK_SECONDS * 2)])
     assert "--audio-chunk-seconds must be above 0" in capsys.readouterr().err
