@@ -4,10 +4,13 @@ A calibrator rescales the model's log-probabilities, softmax(scale * log p + bia
 rescaling its logits because log p differs from the logits by one constant per sample. Temperature scaling is
 one shared scale (1 / T) and no bias; vector scaling has a scale and a bias per class. Audio answers pool several
 windows, so a calibrator is fitted on what the user sees: the mean of the calibrated window probabilities.
+Cross-fitting (cross_fit) measures a calibrator on every validation speaker/subject, each calibrated by a fit on
+the others, so that calibrators are compared on speakers they never saw.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,10 +143,9 @@ def equal_weights(keys: np.ndarray, within: np.ndarray | None = None) -> np.ndar
     weights = 1.0 / counts[inverse]
     if within is None:
         return weights
-    keys_in = {}
-    for key, outer in set(zip(np.asarray(keys).tolist(), np.asarray(within).tolist())):
-        keys_in[outer] = keys_in.get(outer, 0) + 1
-    return weights / np.array([keys_in[outer] for outer in np.asarray(within).tolist()])
+    within = np.asarray(within).tolist()
+    keys_in = Counter(outer for _, outer in set(zip(np.asarray(keys).tolist(), within)))
+    return weights / np.array([keys_in[outer] for outer in within])
 
 
 def fit_candidate(candidate: Candidate, data: CrossFitData) -> Calibration:
