@@ -261,7 +261,7 @@ def _crossings(samples: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np
     """Per frame, the sign changes between neighbouring samples that both lie in samples[start:stop]."""
     negative = samples < -_ZERO_THRESHOLD
     # before[i]: the changes from sample j to j+1 for all j < i.
-    before = np.zeros(len(samples), dtype=np.int64)
+    before = np.zeros(len(samples), dtype=np.int32)
     np.cumsum(negative[1:] != negative[:-1], out=before[1:])
     return (before[stops - 1] - before[starts]).astype(np.float64)
 
