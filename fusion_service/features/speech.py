@@ -170,5 +170,6 @@ class StreamingSpeech:
         self._voiced = np.concatenate([self._voiced, voiced_frames(self._vad, samples)])[-keep:]
 
     def is_speech(self) -> bool:
-        """Whether the whole frames of the last window fed hold min_speech_seconds of speech."""
+        """Whether the last window's worth of whole frames fed (a window's length / 30 ms of them, as a window judged
+        alone has) hold min_speech_seconds of speech."""
         return len(self._levels) > 0 and self._detector.enough(self._detector.judged(self._levels, self._voiced))
