@@ -7,7 +7,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from fusion_service.features.audio import SAMPLE_RATE
+from fusion_service.features.audio import SAMPLE_RATE, AudioFeatureExtractor
+from fusion_service.features.speech import SpeechDetector
 from testkit.media import speech
 
 
@@ -49,3 +50,14 @@ def make_noise() -> Callable[..., np.ndarray]:
 @pytest.fixture
 def scale_to_level() -> Callable[[np.ndarray, float], np.ndarray]:
     return at_level
+
+
+@pytest.fixture(scope="session")
+def extractor() -> AudioFeatureExtractor:
+    return AudioFeatureExtractor()
+
+
+@pytest.fixture(scope="session")
+def detector() -> SpeechDetector:
+    """The speech detector (test_blazeface.py's own fixture of this name is a face detector)."""
+    return SpeechDetector()

@@ -26,7 +26,6 @@ from fusion_service.features.audio import (
     SAMPLE_RATE,
     WINDOW_SAMPLES,
     ZCR_COLUMN as ZCR,
-    AudioFeatureExtractor,
     chroma_filterbank,
     mel_filterbank,
     resample,
@@ -59,11 +58,6 @@ def noise_burst() -> np.ndarray:
 
 
 SIGNALS = {"chirp": chirp, "harmonic tone with vibrato": harmonic_tone_with_vibrato, "noise burst": noise_burst}
-
-
-@pytest.fixture(scope="module")
-def extractor() -> AudioFeatureExtractor:
-    return AudioFeatureExtractor()
 
 
 @pytest.fixture(scope="module", params=list(SIGNALS))

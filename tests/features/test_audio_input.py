@@ -5,19 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fusion_service.features.audio import SAMPLE_RATE, AudioFeatureExtractor, resample
+from fusion_service.features.audio import SAMPLE_RATE, resample
 from fusion_service.features.audio_input import AudioInput, pool_window_probabilities, prepare_audio
-from fusion_service.features.speech import SpeechDetector
-
-
-@pytest.fixture(scope="module")
-def extractor() -> AudioFeatureExtractor:
-    return AudioFeatureExtractor()
-
-
-@pytest.fixture(scope="module")
-def detector() -> SpeechDetector:
-    return SpeechDetector()
 
 
 def prepare(samples: np.ndarray, sample_rate: int, extractor, detector, **kwargs) -> AudioInput:

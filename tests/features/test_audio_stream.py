@@ -5,20 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fusion_service.features.audio import HOP_LENGTH, SAMPLE_RATE, WINDOW_SAMPLES, AudioFeatureExtractor
+from fusion_service.features.audio import HOP_LENGTH, SAMPLE_RATE, WINDOW_SAMPLES
 from fusion_service.features.audio_input import prepare_audio
 from fusion_service.features.audio_stream import AudioRing, StreamingAudio
-from fusion_service.features.speech import SpeechDetector
-
-
-@pytest.fixture(scope="module")
-def extractor() -> AudioFeatureExtractor:
-    return AudioFeatureExtractor()
-
-
-@pytest.fixture(scope="module")
-def detector() -> SpeechDetector:
-    return SpeechDetector()
 
 
 def test_audio_ring_keeps_the_latest_samples_in_order():

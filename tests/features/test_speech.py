@@ -10,11 +10,6 @@ from fusion_service.features.speech import FRAME_SAMPLES, SpeechDetector
 
 
 @pytest.fixture(scope="module")
-def detector() -> SpeechDetector:
-    return SpeechDetector()
-
-
-@pytest.fixture(scope="module")
 def speech_windows(spoken) -> np.ndarray:
     """Every 2-s window (hop 1 s) of the spoken sentence, as the service would see them."""
     return split_windows(spoken)
