@@ -198,16 +198,18 @@ class AudioFeatureExtractor:
         features[RMS_COLUMN] = _rms(samples)
         return features.T.astype(np.float32)
 
-    def edge_frames(self, window: np.ndarray) -> np.ndarray:
-        """The first and the last frame of a window's features, the two that see its zero padding -> float32
-        [2, N_FEATURES]."""
+    def first_and_last_frames(self, window: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray]:
+        """Of one window's features (as __call__ gives them), its frame 0 and its frames from `first` (1 or more) to
+        the end -> float32 [N_FEATURES], [N_FRAMES - first, N_FEATURES]: what a stream's next window lacks, in one
+        pass (frame 0 and the last frame see the window's zero padding; the frames between, its samples only)."""
         window = np.asarray(window, dtype=np.float64)
         half, zeros = N_FFT // 2, np.zeros(N_FFT // 2)
-        ends = np.concatenate([window[:half], window[-half:]])
-        edges = self.frames(np.concatenate([zeros, ends, zeros]))[[0, 2]]  # the middle frame joins the two ends
-        # As in the whole window: the crossings of the window's own samples (the padding adds none).
-        edges[:, ZCR_COLUMN] = _crossings(ends, np.array([0, half]), np.array([half, N_FFT])) / N_FFT
-        return edges
+        # Frame t >= 1 spans window[(t - 1) * hop : (t + 1) * hop], the last one padded; row 1 joins the two parts.
+        rows = self.frames(np.concatenate([zeros, window[:half], window[(first - 1) * HOP_LENGTH :], zeros]))
+        # As in the whole window: the edge frames count the crossings of the window's own samples only.
+        rows[[0, -1], ZCR_COLUMN] = _crossings(window, np.array([0, len(window) - half]),
+                                               np.array([half, len(window)])) / N_FFT
+        return rows[0], rows[2:]
 
     def _spectral(self, framed: np.ndarray, features: np.ndarray, frames: np.ndarray, spectrum: np.ndarray,
                   power: np.ndarray) -> None:

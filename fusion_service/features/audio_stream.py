@@ -20,8 +20,6 @@ from fusion_service.features.audio import (
 from fusion_service.features.audio_input import AudioInput, prepare_audio
 from fusion_service.features.speech import SpeechDetector, StreamingSpeech
 
-_INTERIOR_FRAMES = N_FRAMES - 2  # the window's frames away from its edges: frame t starts at block t - 1
-
 
 class AudioRing:
     """The most recent `capacity` samples, in arrival order: written in place, so that a chunk costs its own
@@ -121,9 +119,7 @@ class StreamingAudio:
         earlier windows where they overlap, the rest computed."""
         overlap = first_block - self._first_block
         kept = self._frames[overlap:] if 0 <= overlap <= len(self._frames) else self._frames[:0]
-        start = first_block + len(kept)  # the block where the first frame still missing starts
-        if start < first_block + _INTERIOR_FRAMES:
-            kept = np.concatenate([kept, self._extractor.frames(window[(start - first_block) * HOP_LENGTH :])])
-        self._frames, self._first_block = kept, first_block
-        first, last = self._extractor.edge_frames(window)
-        return np.concatenate([first[np.newaxis], kept, last[np.newaxis]])
+        # Interior frame t of the window starts at block first_block + t - 1: the kept ones are frames 1..len(kept).
+        frame_0, rest = self._extractor.first_and_last_frames(window, first=1 + len(kept))
+        self._frames, self._first_block = np.concatenate([kept, rest[:-1]]), first_block
+        return np.concatenate([frame_0[np.newaxis], self._frames, rest[-1:]])
