@@ -101,7 +101,7 @@ class SpeechDetector:
         """Speech frames among frames of these levels (dBFS) and webrtcvad verdicts: voiced, loud enough and above
         the background of these frames."""
         loud_enough = levels >= self.min_level_dbfs
-        above_background = levels >= np.percentile(levels, self.background_percentile) + self.min_rise_db
+        above_background = levels >= percentile(levels, self.background_percentile) + self.min_rise_db
         return voiced & loud_enough & above_background
 
     def speech_seconds(self, samples: np.ndarray) -> float:
@@ -128,6 +128,16 @@ class SpeechDetector:
         mean_square = np.mean(np.square(filtered.reshape(-1, FRAME_SAMPLES)), axis=1)
         with np.errstate(divide="ignore"):
             return np.maximum(10.0 * np.log10(mean_square), _SILENCE_DB), state
+
+
+def percentile(values: np.ndarray, q: float) -> float:
+    """np.percentile(values, q) by its default (linear) method, without np.percentile's per-call overhead, which
+    for a window's 66 levels costs more than the rest of the level checks together."""
+    ordered = np.sort(values)
+    position = q / 100.0 * (len(ordered) - 1)
+    below = int(position)
+    above = min(below + 1, len(ordered) - 1)
+    return float(ordered[below] + (ordered[above] - ordered[below]) * (position - below))
 
 
 def voiced_frames(vad: webrtcvad.Vad, samples: np.ndarray) -> np.ndarray:

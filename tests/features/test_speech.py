@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fusion_service.features.audio import SAMPLE_RATE, WINDOW_SAMPLES, split_windows
-from fusion_service.features.speech import FRAME_SAMPLES, SpeechDetector
+from fusion_service.features.speech import FRAME_SAMPLES, SpeechDetector, percentile
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +94,10 @@ def test_bad_settings_are_rejected(kwargs, message):
 def test_bad_audio_is_rejected(detector, samples, message):
     with pytest.raises(ValueError, match=message):
         detector.is_speech(samples)
+
+
+@pytest.mark.parametrize("q", [0.0, 10.0, 37.5, 50.0, 100.0])
+@pytest.mark.parametrize("count", [1, 2, 66, 67])
+def test_the_background_percentile_is_numpys(q, count):
+    values = np.random.default_rng(count).normal(-40, 10, count)
+    assert percentile(values, q) == pytest.approx(np.percentile(values, q), abs=1e-12)
