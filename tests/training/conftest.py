@@ -17,4 +17,5 @@ if importlib.util.find_spec("tensorflow") is None:
         "test_validation_halves.py",
         "test_calibrate.py",
         "test_test_time_flips.py",
+        "test_cross_fit.py",
     ]

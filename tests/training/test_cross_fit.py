@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 pytestmark = pytest.mark.ml
-pytest.importorskip("tensorflow", reason="training.cross_fit needs the ML environment (.venv-ml)")
 
 from training.calibration import CrossFitData  # noqa: E402
 from training.cross_fit import load_raw, save_raw  # noqa: E402
