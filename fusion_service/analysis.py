@@ -214,39 +214,51 @@ class Analyzer:
             return Outcome(pb.MODEL_UNAVAILABLE, str(error))
         return Outcome(pb.USED, probabilities=pool_window_probabilities(prediction.probabilities), version=prediction.version)
 
-    async def decode(self, image: pb.Image, max_pixels: int, field: str = "image") -> np.ndarray:
-        """The image's pixels, decoded in the pool: a 640x480 JPEG takes a few ms, which on the event loop would
-        hold up every other request's messages (raises InvalidInput)."""
-        return await self._in_pool(Stage.DECODE, decode_image, image, max_pixels=max_pixels, field=field)
-
     def face_search(self) -> StreamFaceSearch:
         """A stream's own face search: around its last faces first (see features/faces/search.py)."""
         return StreamFaceSearch(self._faces)
 
     async def video(
         self,
-        image: np.ndarray | None,
+        image: np.ndarray | pb.Image | None,
         enabled: bool = True,
         deadline: float | None = None,
         follow: Box | None = None,
         search: StreamFaceSearch | None = None,
+        *,
+        max_pixels: int | None = None,
     ) -> Outcome:
         """`follow`: the main face of the stream's last frame; the answer stays with it while it is in view.
-        `search`: the stream's face search; without it (Fuse) the whole image is searched."""
+        `search`: the stream's face search; without it (Fuse) the whole image is searched. For `max_pixels`, see
+        find_faces."""
         if not enabled:
             return _counted("video", Outcome(pb.DISABLED, "left out by options.modalities"))
         if image is None:
             return _counted("video", Outcome(pb.ABSENT, "the request carried no image"))
-        return await self.classify(await self.find_faces(image, search), deadline, follow)
+        return await self.classify(await self.find_faces(image, search, max_pixels=max_pixels), deadline, follow)
 
-    async def find_faces(self, image: np.ndarray, search: StreamFaceSearch | None = None) -> Faces:
-        """The faces of an image, by the stream's `search` or (None) by a search of the whole image."""
-        if search is None:
-            boxes, crops = await self._in_pool(Stage.FACE, self._faces.faces, image)
-            return Faces(boxes, crops, whole_frame=True)
-        searched_whole = search.full_searches
-        boxes, crops = await self._in_pool(Stage.FACE, search.faces, image)
-        return Faces(boxes, crops, whole_frame=search.full_searches > searched_whole)
+    async def find_faces(
+        self, image: np.ndarray | pb.Image, search: StreamFaceSearch | None = None, *,
+        max_pixels: int | None = None, field: str = "image",
+    ) -> Faces:
+        """The faces of an image, by the stream's `search` or (None) by a search of the whole image.
+
+        An encoded image (a pb.Image of at most `max_pixels`) is decoded in the same worker job as the search: a
+        JPEG's few ms stay off the event loop, and a frame waits for a worker thread once, not twice (raises
+        InvalidInput for an image that does not decode)."""
+        detect = self._faces.faces if search is None else search.faces
+        searched_whole = None if search is None else search.full_searches
+
+        def work() -> tuple[list[Box], np.ndarray]:
+            pixels = image
+            if isinstance(image, pb.Image):
+                with timed(Stage.DECODE):
+                    pixels = decode_image(image, max_pixels=max_pixels, field=field)
+            with timed(Stage.FACE):
+                return detect(pixels)
+
+        boxes, crops = await asyncio.get_running_loop().run_in_executor(self._executor, work)
+        return Faces(boxes, crops, whole_frame=search is None or search.full_searches > searched_whole)
 
     async def classify(self, faces: Faces, deadline: float | None = None, follow: Box | None = None) -> Outcome:
         """The video model's answer for faces found (see video() for `follow`)."""
@@ -290,14 +302,12 @@ class Analyzer:
         deadline: float | None = None,
     ) -> pb.FuseResponse:
         """`image` is decoded in the video branch, so the voice's work starts at once (raises InvalidInput for an
-        image that does not decode). `deadline` (time.monotonic()) is the caller's; model-server calls do not run
-        past it."""
-
-        async def decoded_video() -> Outcome:
-            pixels = None if image is None else await self.decode(image, max_pixels)
-            return await self.video(pixels, options.use_video, deadline)
-
-        audio, video = await asyncio.gather(self.audio(samples, sample_rate, options.use_audio, deadline), decoded_video())
+        image that does not decode; see find_faces). `deadline` (time.monotonic()) is the caller's; model-server
+        calls do not run past it."""
+        audio, video = await asyncio.gather(
+            self.audio(samples, sample_rate, options.use_audio, deadline),
+            self.video(image, options.use_video, deadline, max_pixels=max_pixels),
+        )
         return self.response(audio, video, options)
 
     def response(self, audio: Outcome, video: Outcome, options: Options) -> pb.FuseResponse:

@@ -196,10 +196,11 @@ class StreamSession:
             seen.outcome = await self._analyzer.classify(seen.faces, self._deadline, self._followed_face)
             seen.outcome_at = loop.time()
             return seen.outcome
-        image = await self._analyzer.decode(frame.image, self._max_pixels, field="frame.image")
         if not self._options.use_video:
-            return await self._analyzer.video(image, enabled=False)
-        faces = await self._analyzer.find_faces(image, self._face_search)
+            return await self._analyzer.video(frame.image, enabled=False)
+        faces = await self._analyzer.find_faces(
+            frame.image, self._face_search, max_pixels=self._max_pixels, field="frame.image"
+        )
         outcome = await self._analyzer.classify(faces, self._deadline, self._followed_face)
         self._seen_frame = SeenFrame(frame.image, faces, outcome, loop.time()) if faces.whole_frame else None
         return outcome

@@ -45,9 +45,9 @@ class CountingAnalyzer(Analyzer):
         super().__init__(model, model, executor, max_audio_seconds=10.0)
         self.searches = 0
 
-    async def find_faces(self, image, search=None):
+    async def find_faces(self, image, search=None, **decoding):
         self.searches += 1
-        return await super().find_faces(image, search)
+        return await super().find_faces(image, search, **decoding)
 
 
 @pytest.fixture

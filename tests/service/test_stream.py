@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fusion_service.analysis import Faces, Options, Outcome
-from fusion_service.decoding import InvalidInput, decode_image
+from fusion_service.decoding import InvalidInput
 from fusion_service.features.faces.boxes import Box
 from fusion_service.features.audio import AudioFeatureExtractor
 from fusion_service.features.audio_stream import StreamingAudio
@@ -28,16 +28,13 @@ class FindsOneFace:
     def face_search(self):
         return None  # a stream's own face search: these fakes find faces without one
 
-    async def decode(self, image, max_pixels, field="image"):
-        return decode_image(image, max_pixels=max_pixels, field=field)
-
     def streaming_audio(self, sample_rate):
         return StreamingAudio(AudioFeatureExtractor(), SpeechDetector(), sample_rate)
 
     async def stream_audio(self, audio, snapshot, enabled=True, deadline=None):
         return await self.audio(snapshot.samples, audio.sample_rate, enabled, deadline)
 
-    async def find_faces(self, image, search=None):
+    async def find_faces(self, image, search=None, **decoding):
         return Faces([Box(0, 0, 16, 16)], np.zeros((1, 48, 48, 1), dtype=np.float32), whole_frame=False)
 
 
@@ -51,10 +48,10 @@ class FakeAnalyzer(FindsOneFace):
         self.audio_windows.append(samples)
         return Outcome(pb.USED, probabilities=np.full(7, 1 / 7, dtype=np.float32), version=1)
 
-    async def find_faces(self, image, search=None):
+    async def find_faces(self, image, search=None, **decoding):
         self.images += 1
         await asyncio.sleep(self.delay_s)
-        return await super().find_faces(image, search)
+        return await super().find_faces(image, search, **decoding)
 
     async def classify(self, faces, deadline=None, follow=None):
         return Outcome(pb.USED, probabilities=np.eye(7, dtype=np.float32)[3], version=1)
