@@ -73,10 +73,12 @@ LOAD_ARGS ?=
 load: env env-ml protos
 	$(VENV)/bin/python -m bench.load $(LOAD_ARGS)
 
-# Each trains, then calibrates the new version on held-out speakers/subjects and exports it calibrated.
+# Each trains, then calibrates the new version on held-out speakers/subjects and exports it calibrated: the voice
+# model's temperature on all of them (the learned fusion takes it up), the face model's calibrator on the fitting
+# half (training/calibrate.py says why).
 train-audio: env-ml
 	$(VENV_ML)/bin/python -m training.train_audio --data $(DATA) --out model_repository
-	$(VENV_ML)/bin/python -m training.calibrate audio --data $(DATA) --out model_repository
+	$(VENV_ML)/bin/python -m training.calibrate audio --fit-on all --data $(DATA) --out model_repository
 
 train-video: env-ml
 	$(VENV_ML)/bin/python -m training.train_video --data $(DATA) --out model_repository

@@ -1,16 +1,26 @@
 """Calibrate an exported model on its validation speakers or subjects and export it, calibrated, as the next version.
 
-    python -m training.calibrate audio --data ../shared/datasets --out model_repository
+    python -m training.calibrate audio --fit-on all --data ../shared/datasets --out model_repository
     python -m training.calibrate video --data ../shared/datasets --out model_repository
 
 The step after training (`make train-audio` / `make train-video` run it), and how the served models were
 calibrated without retraining. The model's own answers come from the newest version's `uncalibrated` signature
-(or, for a version exported before calibration existed, its serving signature). Temperature and vector scaling
-are compared by two-fold cross-validated NLL on the fitting half of training.validation_halves; the better one is
-fitted on the whole fitting half, and ECE, NLL and reliability diagrams before and after are measured on the
-reporting half, per corpus. The same method is also cross-fitted by speaker on all validation speakers/subjects
-(each held out in turn, fitted on the others) and reported beside: more speakers, a steadier figure. The
-calibrated model is exported as the next version and older versions are removed.
+(or, for a version exported before calibration existed, its serving signature).
+
+--fit-on half (the default): temperature and vector scaling are compared by two-fold cross-validated NLL on the
+fitting half of training.validation_halves; the better one is fitted on the whole fitting half, and ECE, NLL and
+reliability diagrams before and after are measured on the reporting half, per corpus. The same method is also
+cross-fitted by speaker on all validation speakers/subjects (each held out in turn, fitted on the others) and
+reported beside: more speakers, a steadier figure.
+
+--fit-on all: a temperature is chosen by cross-fitted NLL among training.calibration.CANDIDATES and fitted on
+every validation speaker/subject; its figures are the cross-fitted ones. No reporting half is left unseen, so use
+it only where what is measured downstream on that half hardly depends on the calibrator (the voice model's
+temperature: the learned fusion's form "per-modality scale" multiplies each modality's log-probabilities by a
+fitted factor, which takes up a temperature exactly for one window, and nearly for a clip whose windows'
+probabilities are averaged).
+
+The calibrated model is exported as the next version and older versions are removed.
 """
 
 from __future__ import annotations
@@ -190,19 +200,61 @@ def raw_windows(modality: str, data: Path, model_dir: Path
     return sets, windows, model, endpoint
 
 
+FIT_ON = {
+    "half": "training.validation_halves: fitted on parts 0+1, measured on part 2 (other speakers/subjects)",
+    "all": "fitted on every validation speaker/subject; measured cross-fitted (each held out in turn, fitted on the "
+           "others)",
+}
+
+
+@dataclass
+class Fitted:
+    """A calibrator, what chose it and what it was fitted on, and the figures that measure it."""
+
+    calibration: cal.Calibration
+    method: str
+    fitted_on: dict[str, int]
+    figures: dict
+
+
 def calibrate(modality: str, data: Path, repository: Path, model_dir: Path | None = None,
-              report_dir: Path | None = None) -> Path:
+              report_dir: Path | None = None, fit_on: str = "half") -> Path:
     """Fit, report and export; returns the new version directory."""
     started = time.monotonic()
     model_dir = model_dir or newest_version(repository, modality)
     report_dir = report_dir or REPORTS / modality / "calibration"
     report_dir.mkdir(parents=True, exist_ok=True)
     sets, windows, model, endpoint = raw_windows(modality, data, model_dir)
+    fit = {"half": fit_on_fitting_half, "all": fit_on_every_speaker}[fit_on]
+    fitted = fit(modality, sets, windows, report_dir)
+    print(f"{fitted.method}: {fitted.calibration.to_dict()}", flush=True)
 
+    details = {"fitted_on": fitted.fitted_on, "source_model": str(model_dir), "source_signature": endpoint,
+               "split": FIT_ON[fit_on]}
+    if "cross_validated_nll" in fitted.figures:
+        details["cross_validated_nll"] = fitted.figures["cross_validated_nll"]
+    version_dir = export_savedmodel(
+        model, repository, modality, SPECS[modality].input_key, SPECS[modality].input_shape, LABELS,
+        np.concatenate(sets[0].inputs[:4])[:8], version=next_version(repository / modality),
+        calibration=fitted.calibration, calibration_details=details,
+    )
+    removed = remove_older_versions(repository / modality, keep=version_dir)
+    report = {"model": str(version_dir), "fit_on": fit_on, "method": fitted.method,
+              "calibration": fitted.calibration.to_dict(), **details, **fitted.figures, "ece_bins": cal.ECE_BINS,
+              "removed_versions": removed, "seconds": round(time.monotonic() - started)}
+    (report_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (report_dir / "README.md").write_text(markdown(modality, report))
+    print(f"exported {version_dir} (removed {removed}); report in {report_dir}", flush=True)
+    return version_dir
+
+
+def fit_on_fitting_half(modality: str, sets: list[CalibrationSet], windows: list[list[np.ndarray]],
+                        report_dir: Path) -> Fitted:
+    """Method by two-fold cross-validated NLL on the fitting half, fitted on that half; figures on the reporting
+    half, which it never saw, and the same method cross-fitted by speaker on all validation samples."""
     cross_validated = choose_method(windows, sets)
     method = min(cross_validated, key=cross_validated.get)
     calibration = cal.fit(method, *select(windows, sets, FIT_FOLDS))
-    print(f"cross-validated NLL {cross_validated}: {method} {calibration.to_dict()}", flush=True)
 
     per_corpus = {}
     identity = cal.Calibration.identity(len(LABELS))
@@ -219,27 +271,31 @@ def calibrate(modality: str, data: Path, repository: Path, model_dir: Path | Non
     data = cross_fit_data(sets, windows)
     cross_fitted = {"before": cal.per_corpus_figures(cal.pooled(identity, data.samples), data),
                     "after": cal.per_corpus_figures(cal.cross_fit(cal.Candidate(method, method, "corpus"), data), data)}
+    return Fitted(calibration, method, {s.corpus: int(np.isin(s.parts, FIT_FOLDS).sum()) for s in sets},
+                  {"cross_validated_nll": cross_validated, "reporting_half": per_corpus,
+                   "cross_fitted_by_speaker": cross_fitted})
 
-    details = {
-        "fitted_on": {s.corpus: int(np.isin(s.parts, FIT_FOLDS).sum()) for s in sets},
-        "source_model": str(model_dir), "source_signature": endpoint,
-        "cross_validated_nll": cross_validated,
-        "split": "training.validation_halves: fitted on parts 0+1, measured on part 2 (other speakers/subjects)",
-    }
-    version_dir = export_savedmodel(
-        model, repository, modality, SPECS[modality].input_key, SPECS[modality].input_shape, LABELS,
-        np.concatenate(sets[0].inputs[:4])[:8], version=next_version(repository / modality),
-        calibration=calibration, calibration_details=details,
-    )
-    removed = remove_older_versions(repository / modality, keep=version_dir)
-    report = {"model": str(version_dir), "method": method, "calibration": calibration.to_dict(), **details,
-              "ece_bins": cal.ECE_BINS, "reporting_half": per_corpus, "cross_fitted_by_speaker": cross_fitted,
-              "removed_versions": removed,
-              "seconds": round(time.monotonic() - started)}
-    (report_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (report_dir / "README.md").write_text(markdown(modality, report))
-    print(f"exported {version_dir} (removed {removed}); report in {report_dir}", flush=True)
-    return version_dir
+
+def fit_on_every_speaker(modality: str, sets: list[CalibrationSet], windows: list[list[np.ndarray]],
+                         report_dir: Path) -> Fitted:
+    """The temperature of training.calibration.CANDIDATES that its declared rule picks by cross-fitted NLL, fitted
+    on every validation sample: more speakers than a half, so a scale less tied to a few of them. Temperatures
+    only: one shared scale is what the learned fusion's factor takes up (a bias per class is not). Its figures are the
+    cross-fitted ones, the only ones left that no calibrator saw."""
+    data = cross_fit_data(sets, windows)
+    temperatures = [c for c in cal.CANDIDATES if c.method == "temperature"]
+    comparison = cal.compare_cross_fitted(data, temperatures)
+    candidate = next(c for c in temperatures if c.name == comparison["chosen"])
+    before = cal.pooled(cal.Calibration.identity(len(LABELS)), data.samples)
+    after = cal.cross_fit(candidate, data)
+    for corpus in dict.fromkeys(data.corpora.tolist()):
+        members = data.corpora == corpus
+        cal.plot_reliability({"before": (before[members], data.labels[members]),
+                              "after, cross-fitted": (after[members], data.labels[members])},
+                             report_dir / f"reliability_{corpus}.png",
+                             f"{modality} model, {corpus}, all validation speakers/subjects")
+    return Fitted(cal.fit_candidate(candidate, data), candidate.name,
+                  {s.corpus: len(s.labels) for s in sets}, {"cross_fitted": comparison})
 
 
 def cross_fit_data(sets: Sequence[CalibrationSet], windows: Sequence[Sequence[np.ndarray]]) -> cal.CrossFitData:
@@ -260,16 +316,29 @@ def remove_older_versions(model_dir: Path, keep: Path) -> list[str]:
     return removed
 
 
+ECE_NOTES = [
+    f"ECE: {cal.ECE_BINS} equal-width bins of the top answer's confidence.", "",
+    "ECE floor: the mean ECE a perfectly calibrated model with the same answers would show at this n "
+    "(labels drawn from the calibrated probabilities); with few samples ECE cannot be measured below it.", "",
+]
+
+
 def markdown(modality: str, report: dict) -> str:
-    lines = [f"# {modality.capitalize()} model: calibration", "",
-             f"Served model `{report['model']}`: **{report['method']} scaling** inside the SavedModel "
+    body = markdown_every_speaker(report) if report["fit_on"] == "all" else markdown_fitting_half(report)
+    corpora = report["fitted_on"]
+    option = " --fit-on all" if report["fit_on"] == "all" else ""
+    return "\n".join([f"# {modality.capitalize()} model: calibration", "", *body, "",
+                      *[f"![{corpus}](reliability_{corpus}.png)" for corpus in corpora], "",
+                      f"Reproduce: `python -m training.calibrate {modality}{option} --data ../shared/datasets "
+                      f"--out model_repository` (the step after training in `make train-{modality}`).", ""])
+
+
+def markdown_fitting_half(report: dict) -> list[str]:
+    lines = [f"Served model `{report['model']}`: **{report['method']} scaling** inside the SavedModel "
              f"(`{report['calibration']['formula']}`), fitted on the fitting half of the validation "
              f"speakers/subjects ({report['fitted_on']}) and measured here on the reporting half, which it never saw "
              f"({report['split']}). Method chosen by two-fold cross-validated NLL on the fitting half: "
-             + ", ".join(f"{k} {v:.3f}" for k, v in report["cross_validated_nll"].items()) + ".", "",
-             f"ECE: {report['ece_bins']} equal-width bins of the top answer's confidence.", "",
-             "ECE floor: the mean ECE a perfectly calibrated model with the same answers would show at this n "
-             "(labels drawn from the calibrated probabilities); with few samples ECE cannot be measured below it.", "",
+             + ", ".join(f"{k} {v:.3f}" for k, v in report["cross_validated_nll"].items()) + ".", "", *ECE_NOTES,
              "| corpus (reporting half) | n | accuracy before | after | ECE before | after | ECE floor | "
              "NLL before | after | mean confidence before | after |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -291,11 +360,19 @@ def markdown(modality: str, report: dict) -> str:
         lines.append(f"| {corpus} | {b['n']} | {b['accuracy']:.3f} | {a['accuracy']:.3f} | {b['ece']:.3f} | "
                      f"{a['ece']:.3f} | {a['ece_noise_floor']:.3f} | {b['nll']:.3f} | {a['nll']:.3f} | "
                      f"{b['mean_confidence']:.3f} | {a['mean_confidence']:.3f} |")
-    lines += [""] + [f"![{corpus}](reliability_{corpus}.png)" for corpus in report["reporting_half"]]
-    lines += ["", f"Reproduce: `python -m training.calibrate {modality} --data ../shared/datasets "
-              "--out model_repository` (the step after training in `make train-"
-              f"{modality}`).", ""]
-    return "\n".join(lines)
+    return lines
+
+
+def markdown_every_speaker(report: dict) -> list[str]:
+    comparison = report["cross_fitted"]
+    return [f"Served model `{report['model']}`: **{report['method']}** inside the SavedModel "
+            f"(`{report['calibration']['formula']}`, scale {report['calibration']['scale'][0]:.4f}, temperature "
+            f"{1 / report['calibration']['scale'][0]:.3f}), {report['split']}: {report['fitted_on']} samples. "
+            f"Chosen among the temperatures of training.calibration.CANDIDATES by the rule {comparison['rule']}.", "",
+            "Each speaker/subject (FER2013: each stratified part) is calibrated by the candidate fitted on all the "
+            "other validation samples, so every figure below is of answers whose calibrator never saw their "
+            "speaker; the served calibrator is the chosen one fitted on them all. Reliability diagrams: all "
+            "validation samples of a corpus, raw and cross-fitted.", "", *ECE_NOTES, cal.cross_fit_table(comparison)]
 
 
 def single_threaded() -> None:
@@ -310,11 +387,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("../shared/datasets"), help="datasets folder")
     parser.add_argument("--out", type=Path, default=Path("model_repository"), help="model repository")
     parser.add_argument("--model", type=Path, help="exported version to calibrate (default: the newest)")
+    parser.add_argument("--fit-on", choices=sorted(FIT_ON), default="half",
+                        help="half: fit on the fitting half, measure on the reporting half; all: fit on every "
+                        "validation speaker/subject, measure cross-fitted (default: half)")
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         parser.error(f"data folder {args.data} does not exist")
     single_threaded()
-    calibrate(args.modality, args.data, args.out, args.model)
+    calibrate(args.modality, args.data, args.out, args.model, fit_on=args.fit_on)
     return 0
 
 

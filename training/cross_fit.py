@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from training import calibration as cal
-from training.calibrate import cross_fit_data, raw_windows, single_threaded
+from training.calibrate import FIT_ON, cross_fit_data, raw_windows, single_threaded
 from training.export import read_calibration
 from training.model_versions import DEFAULT_REPOSITORY, newest_version
 from training.validation_halves import REPORT_PART
@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     figures = cal.compare_cross_fitted(data)
     print(cal.cross_fit_table(figures))
     recorded = read_calibration(model_dir)
-    if recorded is not None and recorded["method"] != "none":
+    # Against the served calibrator only where it left speakers unseen (fitted on the fitting half).
+    if recorded is not None and recorded["method"] != "none" and recorded.get("split") == FIT_ON["half"]:
         served = cal.Calibration.from_dict(recorded)
         figures["reporting_half"] = against_served(data, figures["chosen"], served)
         print("\n" + served_table(figures["reporting_half"], figures["chosen"], served))

@@ -15,6 +15,7 @@ from training.calibrate import (  # noqa: E402
     RawModel,
     choose_method,
     cross_fit_data,
+    fit_on_every_speaker,
     raw_endpoint,
     remove_older_versions,
 )
@@ -83,3 +84,26 @@ def test_cross_fit_data_keeps_every_sample_with_its_corpus_speaker_and_part():
     assert data.corpora.tolist() == ["nemo", "nemo", "urdu"]
     assert data.groups.tolist() == ["nemo:EB0", "nemo:TP0", "urdu:SM6"]
     assert data.parts.tolist() == [0, 2, 2]
+
+
+def test_fitting_on_every_speaker_picks_by_cross_fitted_nll_and_fits_on_all_samples(tmp_path):
+    rng = np.random.default_rng(2)
+    sets, windows = [], []
+    for corpus in ("nemo", "urdu"):
+        n = 600
+        logits = rng.normal(scale=1.5, size=(n, len(LABELS)))
+        labels = np.array([rng.choice(len(LABELS), p=p) for p in softmax(logits, axis=1)])
+        speakers = np.array([f"{corpus}:S{i % 4}" for i in range(n)])
+        sets.append(CalibrationSet(corpus, [], labels, np.arange(n) % 3, speakers))
+        windows.append([row[None] for row in softmax(3 * logits, axis=1)])  # over-confident by a temperature of 3
+
+    fitted = fit_on_every_speaker("audio", sets, windows, tmp_path)
+
+    assert fitted.fitted_on == {"nemo": 600, "urdu": 600}
+    comparison = fitted.figures["cross_fitted"]
+    chosen = comparison["candidates"][comparison["chosen"]]
+    assert chosen["mean_corpus_nll"] == min(c["mean_corpus_nll"] for c in comparison["candidates"].values())
+    assert fitted.method == comparison["chosen"]
+    assert fitted.calibration.to_dict() == chosen["fitted_on_all"]
+    assert fitted.calibration.scale[0] == pytest.approx(1 / 3, abs=0.05)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reliability_nemo.png", "reliability_urdu.png"]
