@@ -2,7 +2,7 @@
 # One version of one model, baked into the official TensorFlow Serving image: the image tag is
 # the model version, so a rollout or a rollback is an image change. Build from the repository root:
 #   docker build -f deploy/images/model-server.Dockerfile \
-#     --build-arg MODEL_NAME=audio --build-arg MODEL_VERSION=5 -t emotion-model-audio:5 .
+#     --build-arg MODEL_NAME=audio --build-arg MODEL_VERSION=6 -t emotion-model-audio:6 .
 # Use the TF Serving release of the TensorFlow that exported the models (training: 2.21).
 ARG TF_SERVING_VERSION=2.21.0
 FROM tensorflow/serving:${TF_SERVING_VERSION}
