@@ -31,8 +31,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json", help="where to write the results")
     parser.add_argument("--hold-seconds", type=float, default=60.0,
                         help="how long a number of concurrent streams must hold (default 60)")
-    parser.add_argument("--max-streams", type=int, default=24, help="most concurrent streams tried (default 24)")
-    parser.add_argument("--stream-step", type=int, default=4, help="streams added per level of the search (default 4)")
+    defaults = suite.Settings(repository=Path(), log_dir=Path())
+    parser.add_argument("--max-streams", type=int, default=defaults.max_streams,
+                        help=f"most concurrent streams tried (default {defaults.max_streams})")
+    parser.add_argument("--stream-step", type=int, default=defaults.stream_step,
+                        help=f"streams added per level of the search (default {defaults.stream_step})")
     add_audio_chunk_argument(parser)
     parser.add_argument("--quick", action="store_true",
                         help=f"a short trial of the harness (fewer runs, {MINIMUM_HOLD_S:g}-s holds): figures are not comparable")
