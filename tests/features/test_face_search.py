@@ -34,12 +34,15 @@ class RecordingDetector:
         self.sizes: list[tuple[int, int]] = []
         self.confirmed: list[bool] = []
         self.deep: list[bool] = []
+        self.everyone: list[bool] = []
 
-    def detect(self, image: np.ndarray, *, confirm: bool = True, deep: bool = True) -> list[Box]:
+    def detect(self, image: np.ndarray, *, confirm: bool = True, deep: bool = True, everyone: bool = False
+               ) -> list[Box]:
         self.sizes.append(image.shape[:2])
         self.confirmed.append(confirm)
         self.deep.append(deep)
-        return self.detector.detect(image, confirm=confirm, deep=deep)
+        self.everyone.append(everyone)
+        return self.detector.detect(image, confirm=confirm, deep=deep, everyone=everyone)
 
 
 @pytest.mark.parametrize(("frame_size", "face_width"), [
@@ -106,6 +109,40 @@ def test_faces_of_several_sizes_in_a_large_frame_are_all_found_by_the_every_scal
     frame, truths = frame_of_several_faces((1280, 720), [(150, (900, 300)), (70, (100, 500)), (100, (450, 100))])
     boxes, _ = FacePipeline(make_detector("blazeface-every-scale")).faces(frame)
     assert len(boxes) == 3 and all(found(boxes, truth) for truth in truths)
+
+
+def test_a_stream_finds_a_person_further_away_beside_a_near_one_and_keeps_both():
+    """The default whole-frame search (a Fuse call's) ends at the pass that finds the near face; a stream's first
+    frame is searched at every scale, and both people are then followed region by region."""
+    frame, truths = frame_of_several_faces((640, 480), [(200, (40, 60)), (60, (520, 240))])
+    pipeline = FacePipeline(make_detector())
+    assert len(pipeline.faces(frame)[0]) == 1
+    search = StreamFaceSearch(pipeline)
+    for _ in range(4):
+        boxes, crops = search.faces(frame)
+        assert len(boxes) == len(crops) == 2 and all(found(boxes, truth) for truth in truths)
+    assert search.full_searches == search.everyone_searches == 1
+
+
+def test_a_search_for_everyone_adds_faces_and_keeps_the_boxes_of_those_the_default_search_finds():
+    """So that a stream's box of its main face does not jump when its search for everyone comes round."""
+    frame, truths = frame_of_several_faces((640, 480), [(200, (40, 60)), (60, (520, 240))])
+    detector = make_detector()
+    (near,) = detector.detect(frame)
+    everyone = detector.detect(frame, everyone=True)
+    assert everyone[0] == near and len(everyone) == 2 and found(everyone[1:], truths[1])
+
+
+def test_a_stream_searches_for_everyone_on_its_first_frame_and_every_everyone_search_every_frames():
+    detector = RecordingDetector()
+    search = StreamFaceSearch(FacePipeline(detector), full_search_every=2, everyone_search_every=4)
+    frame, truth = small_face_frame(80, (640, 480), (300, 200))
+    for _ in range(9):
+        assert found(search.faces(frame)[0], truth)
+    whole = [everyone for size, everyone in zip(detector.sizes, detector.everyone) if size == (480, 640)]
+    assert whole == [True, False, True, False, True]  # frames 0, 2, 4, 6 and 8; regions between
+    assert search.everyone_searches == 3 and search.full_searches == 5
+    assert not any(everyone for size, everyone in zip(detector.sizes, detector.everyone) if size != (480, 640))
 
 
 def test_a_stream_keeps_a_small_moving_face_searching_only_around_it_between_whole_frame_searches():
@@ -186,3 +223,5 @@ def test_the_crop_of_a_small_face_on_a_stream_is_made_by_the_training_crop_funct
 def test_full_search_every_must_be_a_positive_number_of_frames():
     with pytest.raises(ValueError, match="full_search_every"):
         StreamFaceSearch(FacePipeline(make_detector()), full_search_every=0)
+    with pytest.raises(ValueError, match="everyone_search_every"):
+        StreamFaceSearch(FacePipeline(make_detector()), everyone_search_every=0)

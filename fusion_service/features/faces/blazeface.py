@@ -158,10 +158,12 @@ class BlazeFaceDetector:
             finer.append(finer[-1] / self.scale_step)
         return [coarsest] + finer[::-1]
 
-    def detect(self, image: np.ndarray, *, confirm: bool = True, deep: bool = True) -> list[Box]:
+    def detect(self, image: np.ndarray, *, confirm: bool = True, deep: bool = True, everyone: bool = False
+               ) -> list[Box]:
         """Faces in a uint8 gray or BGR image, in its pixel coordinates, largest first. `confirm=False` skips the
         face-presence check for this call (a close look around a face already confirmed), `deep=False` runs the
-        coarsest pass only (a stream with nobody in view, between its whole-frame searches): search.py."""
+        coarsest pass only (a stream with nobody in view, between its whole-frame searches), `everyone=True` runs
+        the passes after a face too, for other faces (a stream's search for everyone at intervals): search.py."""
         rgb = _as_rgb(image)
         height, width = rgb.shape[:2]
         smallest = self.smallest_searched(width)
@@ -171,10 +173,19 @@ class BlazeFaceDetector:
         presence: dict[Box, float] = {}  # this call's FaceMesh looks: a box a finer pass left as it was needs none
         for index, scale in enumerate(scales):
             if faces and not self._runs_after_face(height, width, scale):
-                break
+                return self._with_others(rgb, faces, scales[index:], smallest, confirm, presence) if everyone else faces
             rows.append(self._letterboxed(rgb, scale) if index == 0 else self._scaled(rgb, scale))
             faces = self._confirmed(rgb, self._merged(rows, height, width, smallest), confirm, presence)
         return faces
+
+    def _with_others(self, rgb: np.ndarray, faces: list[Box], scales: list[float], smallest: float, confirm: bool,
+                     presence: dict[Box, float]) -> list[Box]:
+        """`faces` and the faces the finer passes at `scales` find that are none of them (people further away). The
+        faces found already keep their boxes, so that a stream's boxes of a face stay those of its other searches."""
+        height, width = rgb.shape[:2]
+        finer = self._merged([self._scaled(rgb, scale) for scale in scales], height, width, smallest)
+        others = [box for box in finer if all(box.overlap(face) < self.nms_iou for face in faces)]
+        return sorted(faces + self._confirmed(rgb, others, confirm, presence), key=lambda box: box.area, reverse=True)
 
     def _runs_after_face(self, height: int, width: int, scale: float) -> bool:
         """Whether the pass at `scale` still runs once a face has been found: within max_pixels_after_face."""

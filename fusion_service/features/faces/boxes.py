@@ -71,8 +71,11 @@ class FaceDetector(Protocol):
     `confirm=False` lets a detector that checks its detections a second time skip that check, where the caller
     already knows the face (a stream looking around the face of its last frame). `deep=False` asks a detector
     that searches several scales for its quickest look only (faces near the camera), where the caller searches
-    deeply at intervals (a stream with nobody in view)."""
+    deeply at intervals (a stream with nobody in view). `everyone=True` asks a detector that stops at the first
+    scale where it finds a face to search every scale (people further away than the one it found), where the
+    cost is shared by many frames (a stream's search for everyone at intervals)."""
 
     framing: Framing
 
-    def detect(self, image: np.ndarray, *, confirm: bool = True, deep: bool = True) -> list[Box]: ...
+    def detect(self, image: np.ndarray, *, confirm: bool = True, deep: bool = True, everyone: bool = False
+               ) -> list[Box]: ...

@@ -76,9 +76,10 @@ class HaarFaceDetector:
         self.min_face_fraction = min_face_fraction
         self.max_side = max_side
 
-    def detect(self, image: np.ndarray, *, confirm: bool = True, deep: bool = True) -> list[Box]:
+    def detect(self, image: np.ndarray, *, confirm: bool = True, deep: bool = True, everyone: bool = False
+               ) -> list[Box]:
         """Faces in a uint8 gray or BGR image, in its full-resolution coordinates, largest first (Haar has no
-        second check and searches one way, so `confirm` and `deep` change nothing)."""
+        second check and searches every scale in one call, so `confirm`, `deep` and `everyone` change nothing)."""
         gray = to_gray(image)
         height, width = gray.shape
         scale = self.max_side / max(height, width)
