@@ -46,7 +46,8 @@ class StreamFaceSearch:
 
     def __init__(self, pipeline: FacePipeline, full_search_every: int = FULL_SEARCH_EVERY,
                  everyone_search_every: int = EVERYONE_SEARCH_EVERY) -> None:
-        for name, frames in (("full_search_every", full_search_every), ("everyone_search_every", everyone_search_every)):
+        intervals = {"full_search_every": full_search_every, "everyone_search_every": everyone_search_every}
+        for name, frames in intervals.items():
             if frames < 1:
                 raise ValueError(f"{name} must be at least 1 frame, got {frames}")
         self._pipeline = pipeline
