@@ -4,7 +4,10 @@ again.
 Clients send the same image again when their camera delivers fewer frames than they send, for a still picture or
 a screen share, and a benchmark does. Only the faces of a frame searched whole are kept: a stream's search
 around its last faces may miss someone who came into view, which the next whole-frame search would find, while a
-whole-frame search of the same pixels finds the same faces again (the face networks are deterministic). The video
+whole-frame search of the same pixels finds the same faces again (the face networks are deterministic). A
+stream's search for everyone (features/faces/search.py) finds people further away that its other whole-frame
+searches leave out; a repeated frame keeps what its own search found, so a still picture last searched without
+that look keeps only the faces it found until the picture changes and the stream's searches go on. The video
 model's answer for those faces is kept for OUTCOME_KEPT_S: it would answer the same faces the same way, but an
 outage of its server or a new model version must show in a stream of repeated frames as soon as in any other.
 """
